@@ -1,0 +1,25 @@
+# Every target bootstraps .venv on a fresh machine (only Python and pip needed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test run lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check appserver tests benchmarks
+	$(BIN)/ruff format --check appserver tests benchmarks
+	$(BIN)/mypy --strict appserver
+	$(BIN)/pytest -q
+
+run: $(STAMP)
+	$(BIN)/appserver --listen stdio://
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The application layer: methods that answer requests. It never touches a socket."""

@@ -1,0 +1,95 @@
+"""Command line: `appserver [serve flags]`, also reachable as `appserver app-server …`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from appserver import __version__
+from appserver.connection import DEFAULT_QUEUE_BYTES
+from appserver.home import resolve_home
+from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
+from appserver.logs import configure_logging
+from appserver.transport.listen import (
+    DEFAULT_LISTEN_URL,
+    ListenTarget,
+    ListenUrlError,
+    parse_listen_url,
+)
+
+
+def _listen(value: str) -> ListenTarget:
+    try:
+        return parse_listen_url(value)
+    except ListenUrlError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return number
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appserver",
+        description="A Codex-compatible app-server. Serves until its transport closes.",
+    )
+    parser.add_argument("--version", action="version", version=f"appserver {__version__}")
+    listen = parser.add_mutually_exclusive_group()
+    listen.add_argument(
+        "--listen",
+        type=_listen,
+        default=None,
+        metavar="URL",
+        help="stdio:// (default), unix://, unix://PATH, ws://IP:PORT or off",
+    )
+    listen.add_argument("--stdio", action="store_true", help="same as --listen stdio://")
+    parser.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
+    parser.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long running work may finish at shutdown (default 30)",
+    )
+    parser.add_argument(
+        "--outbound-queue-bytes",
+        type=int,
+        default=DEFAULT_QUEUE_BYTES,
+        metavar="N",
+        help="per-connection outbound byte budget (default 64 MiB)",
+    )
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, metavar="N")
+    parser.add_argument(
+        "--max-in-flight-per-connection",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+        metavar="N",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["app-server"]:
+        args = args[1:]
+    options = serve_parser().parse_args(args)
+    configure_logging(options.log_level)
+
+    from appserver.server import ServerConfig, run
+
+    listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
+    config = ServerConfig(
+        listen=listen,
+        home=resolve_home(options.home),
+        drain_timeout=options.drain_timeout,
+        queue_bytes=options.outbound_queue_bytes,
+        max_in_flight=options.max_in_flight,
+        max_in_flight_per_connection=options.max_in_flight_per_connection,
+    )
+    return run(config)

@@ -1,0 +1,122 @@
+"""Outbound routing (Codex `transport.rs` §3): to one connection, or broadcast.
+
+Filters, per connection: notifications the client opted out of (exact method names) and
+experimental notifications for clients without `experimentalApi` are dropped; experimental fields
+of server requests are stripped for those clients. Delivery: a connection whose queue is full is
+disconnected at once when it can be (sockets), so no sender ever waits on a slow consumer; a stdio
+connection makes its sender wait instead. Broadcasts reach only connections that finished
+`initialize`. Each message is encoded once per distinct filtered form, not once per connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from appserver.connection import Connection, WriteReceipt
+from appserver.protocol.experimental import EXPERIMENTAL_NOTIFICATIONS, strip_experimental
+from appserver.wire.messages import Message, Notification, Request, encode
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    def __init__(self, experimental_notifications: Iterable[str] = EXPERIMENTAL_NOTIFICATIONS):
+        self._connections: dict[int, Connection] = {}
+        self._experimental_notifications = frozenset(experimental_notifications)
+
+    # -- membership ------------------------------------------------------------------------
+
+    def attach(self, connection: Connection) -> None:
+        self._connections[connection.id] = connection
+
+    def detach(self, connection_id: int) -> None:
+        self._connections.pop(connection_id, None)
+
+    def get(self, connection_id: int) -> Connection | None:
+        return self._connections.get(connection_id)
+
+    def __contains__(self, connection_id: int) -> bool:
+        return connection_id in self._connections
+
+    def __len__(self) -> int:
+        return len(self._connections)
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections.values())
+
+    def disconnect(self, connection: Connection) -> None:
+        self.detach(connection.id)
+        connection.disconnect()
+
+    def disconnect_all(self) -> int:
+        connections = list(self._connections.values())
+        self._connections.clear()
+        for connection in connections:
+            connection.disconnect()
+        return len(connections)
+
+    # -- filters ---------------------------------------------------------------------------
+
+    def skips(self, connection: Connection, message: Message) -> bool:
+        if not isinstance(message, Notification):
+            return False
+        session = connection.session
+        if message.method in self._experimental_notifications and not session.experimental_api:
+            return True
+        return message.method in session.opt_out_notification_methods
+
+    @staticmethod
+    def filtered(connection: Connection, message: Message) -> Message:
+        if isinstance(message, Request) and not connection.session.experimental_api:
+            params = strip_experimental(message.params)
+            if params is not message.params:
+                return Request(message.id, message.method, params)
+        return message
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def send(
+        self, connection_id: int, message: Message, receipt: WriteReceipt | None = None
+    ) -> None:
+        """To one connection, whether or not it has initialized (Codex `ToConnection`)."""
+        connection = self._connections.get(connection_id)
+        if connection is None:
+            log.warning("dropping message for disconnected connection: %s", connection_id)
+        elif not self.skips(connection, message):
+            data = encode(self.filtered(connection, message))
+            if connection.offer(data, receipt):
+                return
+            if connection.disconnectable:
+                self._disconnect_slow(connection)
+            else:
+                await connection.put(data, receipt)
+                return
+        if receipt is not None:
+            receipt.settle(False)
+
+    async def broadcast(self, message: Notification) -> None:
+        """To every initialized connection that has not opted out of the method."""
+        targets = [c for c in self._connections.values() if c.ready and not self.skips(c, message)]
+        if not targets:
+            return
+        data = encode(message)
+        waiting: list[Connection] = []
+        for connection in targets:
+            if connection.offer(data):
+                continue
+            if connection.disconnectable:
+                self._disconnect_slow(connection)
+            else:
+                waiting.append(connection)
+        for connection in waiting:
+            await connection.put(data)
+
+    def _disconnect_slow(self, connection: Connection) -> None:
+        log.warning(
+            "disconnecting slow connection after outbound queue filled: %s (%d bytes queued)",
+            connection.id,
+            connection.queued_bytes,
+        )
+        self.disconnect(connection)

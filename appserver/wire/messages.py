@@ -1,0 +1,160 @@
+"""The four JSON-RPC message shapes, without the `"jsonrpc"` member, and their codec.
+
+Decoding follows Codex's `#[serde(untagged)] enum JSONRPCMessage`: Request, Notification,
+Response, Error are tried in that order; unknown members (including `"jsonrpc"`) are ignored;
+a message that fits none of them, or is not JSON, is reported as `Undecodable` and gets no reply.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import orjson
+
+from appserver.wire.converter import unstructure
+from appserver.wire.ids import RequestId, is_request_id
+
+
+@attrs.frozen(slots=True)
+class Request:
+    id: RequestId
+    method: str
+    params: Any = None
+
+
+@attrs.frozen(slots=True)
+class Notification:
+    method: str
+    params: Any = None
+
+
+@attrs.frozen(slots=True)
+class Response:
+    id: RequestId
+    result: Any
+
+
+@attrs.frozen(slots=True)
+class ErrorObject:
+    code: int
+    message: str
+    data: Any = None
+
+
+@attrs.frozen(slots=True)
+class ErrorResponse:
+    id: RequestId
+    error: ErrorObject
+
+
+Message = Request | Notification | Response | ErrorResponse
+
+
+@attrs.frozen(slots=True)
+class Undecodable:
+    """Input that is dropped after logging; `reason` is what the log line says."""
+
+    reason: str
+
+
+_NO_VARIANT = "data did not match any variant of untagged enum JSONRPCMessage"
+
+
+def decode(frame: bytes | str) -> Message | Undecodable:
+    try:
+        value = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        return Undecodable(str(exc))
+    if type(value) is dict:
+        message = _from_object(value)
+    elif type(value) is list:
+        message = _from_sequence(value)
+    else:
+        message = None
+    return message if message is not None else Undecodable(_NO_VARIANT)
+
+
+def _is_trace(value: Any) -> bool:
+    if value is None:
+        return True
+    if type(value) is not dict:
+        return False
+    return all(
+        value.get(k) is None or type(value.get(k)) is str for k in ("traceparent", "tracestate")
+    )
+
+
+def _error_object(value: Any) -> ErrorObject | None:
+    if type(value) is not dict:
+        return None
+    code, message = value.get("code"), value.get("message")
+    if type(code) is not int or not is_request_id(code) or type(message) is not str:
+        return None
+    return ErrorObject(int(code), message, value.get("data"))
+
+
+def _from_object(obj: dict[str, Any]) -> Message | None:
+    method = obj.get("method")
+    has_id = "id" in obj and is_request_id(obj["id"])
+    if type(method) is str:
+        if has_id and _is_trace(obj.get("trace")):
+            return Request(obj["id"], method, obj.get("params"))
+        return Notification(method, obj.get("params"))
+    if not has_id:
+        return None
+    if "result" in obj:
+        return Response(obj["id"], obj["result"])
+    error = _error_object(obj.get("error"))
+    return ErrorResponse(obj["id"], error) if error is not None else None
+
+
+def _from_sequence(seq: list[Any]) -> Message | None:
+    # serde lets a struct be written as a sequence of its fields, in declaration order.
+    n = len(seq)
+    if (
+        2 <= n <= 4
+        and is_request_id(seq[0])
+        and type(seq[1]) is str
+        and (n < 4 or _is_trace(seq[3]))
+    ):
+        return Request(seq[0], seq[1], seq[2] if n > 2 else None)
+    if 1 <= n <= 2 and type(seq[0]) is str:
+        return Notification(seq[0], seq[1] if n > 1 else None)
+    if n == 2 and is_request_id(seq[0]):
+        return Response(seq[0], seq[1])
+    if n == 2 and is_request_id(seq[1]):
+        error = _error_object(seq[0])
+        if error is not None:
+            return ErrorResponse(seq[1], error)
+    return None
+
+
+def _error_dict(error: ErrorObject) -> dict[str, Any]:
+    out: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.data is not None:
+        out["data"] = unstructure(error.data)
+    return out
+
+
+def to_wire(message: Message) -> dict[str, Any]:
+    """The JSON object for an outgoing message. Notifications carry `emittedAtMs` like Codex."""
+    if isinstance(message, Notification):
+        out: dict[str, Any] = {"method": message.method}
+        if message.params is not None:
+            out["params"] = unstructure(message.params)
+        out["emittedAtMs"] = time.time_ns() // 1_000_000
+        return out
+    if isinstance(message, Response):
+        return {"id": message.id, "result": unstructure(message.result)}
+    if isinstance(message, ErrorResponse):
+        return {"error": _error_dict(message.error), "id": message.id}
+    out = {"id": message.id, "method": message.method}
+    if message.params is not None:
+        out["params"] = unstructure(message.params)
+    return out
+
+
+def encode(message: Message) -> bytes:
+    return orjson.dumps(to_wire(message))
