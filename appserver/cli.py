@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from appserver import __version__
 from appserver.connection import DEFAULT_QUEUE_BYTES
@@ -74,10 +77,49 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def relay_parser(command: str) -> argparse.ArgumentParser:
+    if command == "proxy":
+        description = "Relay raw bytes between stdio and a running server's control socket."
+    else:
+        description = (
+            "Relay JSON lines on stdio to a running server's control socket as WebSocket "
+            "messages, so JSON-lines clients can share that server."
+        )
+    parser = argparse.ArgumentParser(prog=f"appserver {command}", description=description)
+    parser.add_argument("--sock", help="socket path (default: the home's control socket)")
+    parser.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
+    if command == "attach":
+        parser.add_argument(
+            "--start",
+            action="store_true",
+            help="start a detached server for the home first if none answers",
+        )
+    parser.add_argument("--log-level", default=None)
+    return parser
+
+
+def _relay(command: str, args: list[str]) -> int:
+    import trio
+
+    from appserver.home import control_socket_path
+    from appserver.relay.attach import attach
+    from appserver.relay.proxy import proxy
+
+    options = relay_parser(command).parse_args(args)
+    configure_logging(options.log_level or "WARNING")
+    home = resolve_home(options.home)
+    sock = Path(os.path.abspath(options.sock)) if options.sock else control_socket_path(home)
+    if command == "proxy":
+        return trio.run(proxy, sock)
+    return trio.run(functools.partial(attach, sock, start=options.start, home=home))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["app-server"]:
         args = args[1:]
+    if args[:1] in (["proxy"], ["attach"]):
+        return _relay(args[0], args[1:])
     options = serve_parser().parse_args(args)
     configure_logging(options.log_level)
 

@@ -1,13 +1,25 @@
-"""The server home: where it lives and what is in it.
+"""The server home: where it lives, what is in it, and the startup lock that guards it.
 
-`--home DIR` > `$APPSERVER_HOME` > `~/.appserver`.
+`--home DIR` > `$APPSERVER_HOME` > `~/.appserver`. Layout:
+
+    HOME/state.sqlite                                   threads, turns, items (WAL)
+    HOME/app-server-control/                            0700, owned by the server's user
+    HOME/app-server-control/app-server-control.sock     the unix:// socket (0600)
+    HOME/app-server-control/app-server-startup.lock     flock'ed during startup only
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import stat
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
+
+import trio
 
 HOME_ENV: Final = "APPSERVER_HOME"
 CONTROL_DIR_NAME: Final = "app-server-control"
@@ -35,3 +47,114 @@ def startup_lock_path(home: Path) -> Path:
 
 def state_db_path(home: Path) -> Path:
     return home / STATE_DB_NAME
+
+
+class HomeError(Exception):
+    """The home or its control directory cannot be used safely."""
+
+
+def prepare_private_directory(directory: Path) -> None:
+    """Create `directory` 0700 (parents too), or tighten an existing one of ours to 0700.
+
+    Refuses a non-directory, and a directory owned by another user (we could not make it private,
+    and whoever owns it could replace our socket or lock).
+    """
+    if not directory.parent.exists():
+        directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise HomeError(f"socket directory path exists and is not a directory: {directory}")
+    if info.st_uid != os.geteuid():
+        raise HomeError(
+            f"refusing to use {directory}: it is owned by uid {info.st_uid}, not by uid "
+            f"{os.geteuid()}, so other users could replace its socket or lock"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        directory.chmod(0o700)
+
+
+#: Set by `appserver attach --start` for the server it launches: the number of an inherited fd
+#: whose open file description already holds the startup lock.
+INHERITED_LOCK_FD_ENV: Final = "APPSERVER_STARTUP_LOCK_FD"
+
+
+class _LockWaiter:
+    """A blocking `flock(LOCK_EX)` in a worker thread that can be abandoned safely.
+
+    If the waiting task is cancelled, whichever side finishes second closes the fd, so a lock
+    acquired after the cancellation is released at once instead of leaking.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._abandoned = False
+
+    def acquire_blocking(self) -> int:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        with self._mutex:
+            if self._abandoned:
+                os.close(fd)
+            else:
+                self._fd = fd
+        return fd
+
+    def abandon(self) -> None:
+        with self._mutex:
+            self._abandoned = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+class StartupLock:
+    """A held startup lock. `hand_off()` leaves it held by a child that inherited the fd."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._handed_off = False
+
+    def hand_off(self) -> None:
+        self._handed_off = True
+
+    def release(self) -> None:
+        if not self._handed_off:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+@asynccontextmanager
+async def startup_lock(home: Path) -> AsyncIterator[StartupLock]:
+    """Hold the home's exclusive startup lock (flock) without blocking the trio loop.
+
+    Released with LOCK_UN on exit, unless handed off to a process launched with the fd (see
+    `INHERITED_LOCK_FD_ENV`); that process then releases it once it has bound.
+    """
+    path = startup_lock_path(home)
+    inherited = os.environ.pop(INHERITED_LOCK_FD_ENV, None)
+    if inherited is not None and inherited.isdigit():
+        fd = int(inherited)
+        await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
+    else:
+        prepare_private_directory(path.parent)
+        waiter = _LockWaiter(path)
+        try:
+            fd = await trio.to_thread.run_sync(waiter.acquire_blocking, abandon_on_cancel=True)
+        except BaseException:
+            waiter.abandon()
+            raise
+    lock = StartupLock(fd)
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,13 +1,20 @@
-"""The server: builds the layers, runs the listener, exits cleanly.
+"""The server: startup order, listeners, connection nurseries, signals.
 
-Startup order (spec §4): resolve the home, then start the transport. stdio serves one client and
-the process exits when its input ends.
+Startup (spec §4), for every transport: take the home's startup lock; for unix://, prepare the
+socket path (the singleton rule); open and migrate `state.sqlite`; bind; release the lock. Then
+serve. stdio serves one client and exits when its input ends. Socket listeners run their accept
+loops in one nursery and the connections in another (hypercorn's shape): on SIGTERM/SIGINT/SIGHUP
+the accept nursery is cancelled first, the socket file is removed, then every connection is
+disconnected; a second SIGTERM/SIGINT forces.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import signal
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import attrs
@@ -15,25 +22,42 @@ import trio
 
 from appserver import __version__
 from appserver.app import static
+from appserver.app.store import StateStore
 from appserver.connection import (
     DEFAULT_QUEUE_BYTES,
+    SOCKET_QUEUE_MESSAGES,
     STDIO_QUEUE_MESSAGES,
     Connection,
     Origin,
     QueueLimits,
     run_connection,
 )
+from appserver.home import HomeError, control_socket_path, startup_lock, state_db_path
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Ingress
 from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
-from appserver.transport.listen import ListenTarget, Off, Stdio
+from appserver.transport.http_front import FrontPolicy
+from appserver.transport.listen import ListenTarget, Off, Stdio, Unix
 from appserver.transport.stdio import LineTransport, claim_stdio
+from appserver.transport.unix import (
+    SocketPathError,
+    bind_listener,
+    prepare_socket_path,
+    remove_socket_file,
+)
+from appserver.transport.websocket import (
+    MAX_UNFRAGMENTED_HEADER,
+    WebSocketFrames,
+    serve_websocket_client,
+)
 
 log = logging.getLogger(__name__)
 
 NO_TRANSPORT_MESSAGE = "no transport configured; use --listen or enable remote control"
+#: After everyone was told to disconnect, how long connections get to close before being cut.
+DISCONNECT_GRACE_SECONDS = 2.0
 
 
 class StartupError(Exception):
@@ -64,14 +88,92 @@ def build_processor(config: ServerConfig) -> Processor:
     return processor
 
 
+def socket_path_for(config: ServerConfig) -> Path | None:
+    if isinstance(config.listen, Unix):
+        return config.listen.path or control_socket_path(config.home)
+    return None
+
+
+@attrs.define
+class Started:
+    store: StateStore
+    listener: trio.SocketListener | None = None
+    socket_inode: int | None = None
+
+
+async def start(config: ServerConfig) -> Started:
+    """Everything that must not race another launch on this home, under its startup lock."""
+    socket_path = socket_path_for(config)
+    try:
+        async with startup_lock(config.home):
+            if socket_path is not None:
+                prepare_socket_path(socket_path)
+            try:
+                store = await trio.to_thread.run_sync(StateStore.open, state_db_path(config.home))
+            except Exception as exc:
+                raise StartupError(
+                    f"failed to initialize sqlite state runtime under {config.home}: {exc}"
+                ) from exc
+            started = Started(store)
+            if socket_path is not None:
+                try:
+                    started.listener = bind_listener(socket_path)
+                except BaseException:
+                    store.close()
+                    raise
+                started.socket_inode = socket_path.lstat().st_ino
+            return started
+    except (HomeError, SocketPathError) as exc:
+        raise StartupError(str(exc)) from exc
+    except OSError as exc:
+        raise StartupError(f"{exc.strerror or exc} ({exc.filename or config.home})") from exc
+
+
 async def serve(config: ServerConfig) -> None:
     if isinstance(config.listen, Off):
         raise StartupError(NO_TRANSPORT_MESSAGE)
-    if not isinstance(config.listen, Stdio):
+    if not isinstance(config.listen, Stdio | Unix):
         raise StartupError(f"this build cannot serve {type(config.listen).__name__} yet")
     processor = build_processor(config)
-    receive, send = claim_stdio()
-    await serve_stdio(processor, receive, send, config)
+    if isinstance(config.listen, Stdio):
+        receive, send = claim_stdio()
+        started = await start(config)
+        try:
+            await serve_stdio(processor, receive, send, config)
+        finally:
+            started.store.close()
+        return
+    socket_path = socket_path_for(config)
+    assert socket_path is not None
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        started = await start(config)
+        assert started.listener is not None
+        try:
+            _banner_unix(socket_path)
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await serve_unix_client(processor, stream, config)
+
+            def stopped_accepting() -> None:
+                remove_socket_file(socket_path, started.socket_inode)
+
+            await serve_listeners(processor, [started.listener], handle, signals, stopped_accepting)
+        finally:
+            remove_socket_file(socket_path, started.socket_inode)
+            started.store.close()
+
+
+def _banner_unix(path: Path) -> None:
+    print(
+        "appserver (unix control socket)\n"
+        f"  listening on: unix://{path}\n"
+        f"  connect:      codex --remote unix://{path}\n"
+        f"  JSON lines:   appserver attach --sock {path}\n"
+        f"  raw bytes:    appserver proxy --sock {path}",
+        file=sys.stderr,
+        flush=True,
+    )
+    log.info("app-server control socket listening at %s", path)
 
 
 async def serve_stdio(
@@ -90,6 +192,56 @@ async def serve_stdio(
     if transport.oversized:
         log.error("stdin line exceeds the message size limit; closing")
     log.info("stdin reader finished (EOF)")
+
+
+async def serve_unix_client(
+    processor: Processor, stream: trio.abc.Stream, config: ServerConfig
+) -> None:
+    async def serve_frames(frames: WebSocketFrames) -> None:
+        connection = Connection(
+            Origin.UNIX,
+            disconnectable=True,
+            limits=QueueLimits(SOCKET_QUEUE_MESSAGES, config.queue_bytes),
+        )
+        await run_connection(connection, frames, processor)
+
+    await serve_websocket_client(
+        stream,
+        FrontPolicy(name="control socket"),
+        serve_frames,
+        extra_headers=[MAX_UNFRAGMENTED_HEADER],
+    )
+
+
+async def serve_listeners(
+    processor: Processor,
+    listeners: list[trio.SocketListener],
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    signals: AsyncIterator[int],
+    stopped_accepting: Callable[[], None],
+) -> None:
+    """Accept until a shutdown signal, then stop accepting and disconnect everyone."""
+    async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as accepting:
+            accepting.start_soon(
+                functools.partial(
+                    trio.serve_listeners, handle, listeners, handler_nursery=connections
+                )
+            )
+            async for signum in signals:
+                log.info(
+                    "received %s; stopping (connections=%d)",
+                    signal.Signals(signum).name,
+                    len(processor.router),
+                )
+                break
+            accepting.cancel_scope.cancel()
+        for listener in listeners:
+            await listener.aclose()
+        stopped_accepting()
+        count = processor.router.disconnect_all()
+        log.info("disconnecting %d connection(s)", count)
+        connections.cancel_scope.deadline = trio.current_time() + DISCONNECT_GRACE_SECONDS
 
 
 def run(config: ServerConfig) -> int:

@@ -50,7 +50,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _stream_for(fd: int) -> trio.abc.Stream:
+def stream_for_fd(fd: int) -> trio.abc.Stream:
     mode = os.fstat(fd).st_mode
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         return trio.lowlevel.FdStream(fd)
@@ -65,7 +65,7 @@ def claim_stdio() -> tuple[trio.abc.Stream, trio.abc.Stream]:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    return _stream_for(protocol_in), _stream_for(protocol_out)
+    return stream_for_fd(protocol_in), stream_for_fd(protocol_out)
 
 
 class LineTransport:

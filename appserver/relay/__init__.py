@@ -1,0 +1,1 @@
+"""Client-side bridges to a running server's control socket: `proxy` and `attach`."""

@@ -1,0 +1,157 @@
+"""A small HTTP/1.1 front for socket listeners: one request head, then a decision.
+
+It reads the request head (h11), answers plain HTTP itself (health endpoints, refusals) and
+hands WebSocket upgrades on, with the bytes it already read replayed in front of the stream, to
+trio-websocket. The same code path serves the Unix control socket (no health, no Origin check,
+no auth) and ws:// over TCP (all three), chosen by the listener's `FrontPolicy`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import attrs
+import h11
+import trio
+
+log = logging.getLogger(__name__)
+
+HEAD_TIMEOUT: Final = 10.0
+READ_CHUNK: Final = 64 * 1024
+
+#: `authorize(headers) -> None` to let the upgrade through, or the 401 body text.
+Authorizer = Callable[[Mapping[str, str]], str | None]
+
+
+@attrs.frozen
+class FrontPolicy:
+    health_paths: frozenset[str] = frozenset()
+    reject_origin: bool = False
+    authorize: Authorizer | None = None
+    #: What to call this listener in logs.
+    name: str = "websocket"
+
+
+class PrefixedStream(trio.abc.Stream):
+    """A stream whose first bytes come from a buffer already read off the real stream."""
+
+    def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._prefix:
+            size = max_bytes or len(self._prefix)
+            data, self._prefix = bytes(self._prefix[:size]), self._prefix[size:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def _read_head(
+    stream: trio.abc.Stream, parser: h11.Connection
+) -> tuple[h11.Request, bytes] | None:
+    """The request head and every byte read so far; None if the peer left before sending any."""
+    raw = bytearray()
+    while True:
+        event = parser.next_event()
+        if isinstance(event, h11.Request):
+            return event, bytes(raw)
+        if event is not h11.NEED_DATA:
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+        data = bytes(await stream.receive_some(READ_CHUNK))
+        if not data and not raw:
+            return None
+        raw += data
+        parser.receive_data(data)  # b"" marks end of input; next_event then raises
+
+
+async def _respond(
+    stream: trio.abc.Stream,
+    parser: h11.Connection,
+    status: int,
+    body: str = "",
+    *,
+    head_only: bool = False,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    payload = body.encode()
+    response_headers = [
+        ("content-length", str(len(payload))),
+        ("connection", "close"),
+        *headers,
+    ]
+    if payload:
+        response_headers.append(("content-type", "text/plain; charset=utf-8"))
+    out = parser.send(h11.Response(status_code=status, headers=response_headers)) or b""
+    if payload and not head_only:
+        out += parser.send(h11.Data(data=payload)) or b""
+    out += parser.send(h11.EndOfMessage()) or b""
+    try:
+        await stream.send_all(out)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+def _is_upgrade(headers: Mapping[str, str]) -> bool:
+    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    return "upgrade" in tokens and headers.get("upgrade", "").strip().lower() == "websocket"
+
+
+async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream | None:
+    """Serve plain HTTP or refuse; return the stream to upgrade, or None when done with it."""
+    parser = h11.Connection(h11.SERVER)
+    with trio.move_on_after(HEAD_TIMEOUT) as timeout:
+        try:
+            head = await _read_head(stream, parser)
+        except h11.RemoteProtocolError as exc:
+            log.warning("failed to upgrade %s connection: %s", policy.name, exc)
+            if parser.our_state is h11.SEND_RESPONSE:
+                await _respond(stream, parser, exc.error_status_hint, "Bad Request")
+            return None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return None
+    if timeout.cancelled_caught:
+        log.warning("%s client sent no request head within %ss", policy.name, HEAD_TIMEOUT)
+        return None
+    if head is None:
+        log.debug("%s client closed before sending a request", policy.name)
+        return None
+    request, raw = head
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+    method = request.method.decode("latin-1")
+    path = request.target.decode("latin-1").split("?", 1)[0]
+    if policy.reject_origin and "origin" in headers:
+        log.warning("rejecting websocket listener request with Origin header")
+        await _respond(stream, parser, 403, "Forbidden")
+        return None
+    if path in policy.health_paths:
+        if method in ("GET", "HEAD"):
+            await _respond(stream, parser, 200, head_only=method == "HEAD")
+        else:
+            await _respond(stream, parser, 405, headers=(("allow", "GET,HEAD"),))
+        return None
+    if not _is_upgrade(headers):
+        await _respond(stream, parser, 400, "Connection header did not include 'upgrade'")
+        return None
+    if "sec-websocket-key" not in headers or headers.get("sec-websocket-version") != "13":
+        await _respond(stream, parser, 400, "missing or unsupported Sec-WebSocket-Key/Version")
+        return None
+    if policy.authorize is not None:
+        refusal = policy.authorize(headers)
+        if refusal is not None:
+            log.warning("rejecting websocket client during upgrade: %s", refusal)
+            await _respond(stream, parser, 401, refusal)
+            return None
+    return PrefixedStream(raw, stream)
