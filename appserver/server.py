@@ -42,10 +42,12 @@ from appserver.transport.http_front import FrontPolicy
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix
 from appserver.transport.stdio import LineTransport, claim_stdio
 from appserver.transport.unix import (
+    SocketIdentity,
     SocketPathError,
     bind_listener,
     prepare_socket_path,
     remove_socket_file,
+    socket_identity,
 )
 from appserver.transport.websocket import (
     MAX_UNFRAGMENTED_HEADER,
@@ -98,7 +100,7 @@ def socket_path_for(config: ServerConfig) -> Path | None:
 class Started:
     store: StateStore
     listener: trio.SocketListener | None = None
-    socket_inode: int | None = None
+    socket_identity: SocketIdentity | None = None
 
 
 async def start(config: ServerConfig) -> Started:
@@ -121,7 +123,7 @@ async def start(config: ServerConfig) -> Started:
                 except BaseException:
                     store.close()
                     raise
-                started.socket_inode = socket_path.lstat().st_ino
+                started.socket_identity = socket_identity(socket_path)
             return started
     except (HomeError, SocketPathError) as exc:
         raise StartupError(str(exc)) from exc
@@ -155,11 +157,11 @@ async def serve(config: ServerConfig) -> None:
                 await serve_unix_client(processor, stream, config)
 
             def stopped_accepting() -> None:
-                remove_socket_file(socket_path, started.socket_inode)
+                remove_socket_file(socket_path, started.socket_identity)
 
             await serve_listeners(processor, [started.listener], handle, signals, stopped_accepting)
         finally:
-            remove_socket_file(socket_path, started.socket_inode)
+            remove_socket_file(socket_path, started.socket_identity)
             started.store.close()
 
 

@@ -112,13 +112,22 @@ def bind_listener(path: Path, backlog: int = socket.SOMAXCONN) -> trio.SocketLis
     return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
 
 
-def remove_socket_file(path: Path, listener_inode: int | None) -> None:
+SocketIdentity = tuple[int, int, int]
+
+
+def socket_identity(path: Path) -> SocketIdentity:
+    """What tells our socket file from one bound later at the same path (inodes get reused)."""
+    info = path.lstat()
+    return (info.st_dev, info.st_ino, info.st_ctime_ns)
+
+
+def remove_socket_file(path: Path, identity: SocketIdentity | None) -> None:
     """Remove the socket we bound, but never a file another server put there since."""
     try:
-        info = path.lstat()
+        current = socket_identity(path)
     except FileNotFoundError:
         return
-    if listener_inode is not None and info.st_ino != listener_inode:
+    if identity is not None and current != identity:
         return
     try:
         path.unlink()

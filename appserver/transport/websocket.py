@@ -74,6 +74,7 @@ async def serve_websocket_client(
     policy: FrontPolicy,
     serve: ServeFrames,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> None:
     """Take one accepted stream through the HTTP front and the upgrade, then `serve` it."""
     try:
@@ -86,7 +87,7 @@ async def serve_websocket_client(
                 request = await wrap_server_stream(
                     ws_tasks,
                     upgraded,
-                    max_message_size=MAX_MESSAGE_BYTES,
+                    max_message_size=max_message_bytes,
                     receive_buffer_size=RECEIVE_BUFFER,
                 )
                 ws = await request.accept(extra_headers=list(extra_headers))
