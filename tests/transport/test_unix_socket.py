@@ -141,11 +141,15 @@ async def test_stream_round_trips_data_between_listener_and_client(short_dir: Pa
             assert await client.receive_some() == b"response:request"
 
 
-def test_remove_socket_file_leaves_a_newer_socket_alone(short_dir: Path) -> None:
+async def test_remove_socket_file_leaves_a_newer_socket_alone(short_dir: Path) -> None:
     path = short_dir / "s.sock"
     listener = bind_listener(path)
     ours = socket_identity(path)
-    listener.socket.close()
+    await listener.aclose()
+    await trio.to_thread.run_sync(check_only_our_socket_is_removed, path, ours)
+
+
+def check_only_our_socket_is_removed(path: Path, ours: tuple[int, int, int]) -> None:
     path.unlink()
     stale_socket(path)  # someone else's socket now, likely with our old inode number
     remove_socket_file(path, ours)
