@@ -8,7 +8,9 @@ no auth) and ws:// over TCP (all three), chosen by the listener's `FrontPolicy`.
 
 from __future__ import annotations
 
+import http
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -17,6 +19,8 @@ import h11
 import trio
 
 log = logging.getLogger(__name__)
+
+_REQUEST_LINE = re.compile(rb"[A-Z]+ [\x21-\x7e]+ HTTP/\d\.\d\r?")
 
 HEAD_TIMEOUT: Final = 10.0
 READ_CHUNK: Final = 64 * 1024
@@ -74,6 +78,10 @@ async def _read_head(
         if not data and not raw:
             return None
         raw += data
+        line_end = raw.find(b"\n")
+        if line_end >= 0 and not _REQUEST_LINE.match(raw[:line_end]):
+            # h11 waits for the whole head; a JSON-lines client would wait for nothing.
+            raise h11.RemoteProtocolError("invalid HTTP request line")
         parser.receive_data(data)  # b"" marks end of input; next_event then raises
 
 
@@ -94,7 +102,9 @@ async def _respond(
     ]
     if payload:
         response_headers.append(("content-type", "text/plain; charset=utf-8"))
-    out = parser.send(h11.Response(status_code=status, headers=response_headers)) or b""
+    reason = http.HTTPStatus(status).phrase.encode()
+    response = h11.Response(status_code=status, headers=response_headers, reason=reason)
+    out = parser.send(response) or b""
     if payload and not head_only:
         out += parser.send(h11.Data(data=payload)) or b""
     out += parser.send(h11.EndOfMessage()) or b""

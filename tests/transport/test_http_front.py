@@ -1,0 +1,114 @@
+"""The HTTP front: health endpoints, Origin refusal, plain GETs, auth, and upgrade hand-off."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+import trio
+import trio.testing
+
+from appserver.transport.http_front import FrontPolicy, front
+
+UPGRADE = (
+    b"GET /rpc HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+WS_POLICY = FrontPolicy(frozenset({"/healthz", "/readyz"}), reject_origin=True, name="ws")
+
+
+async def exchange(request: bytes, policy: FrontPolicy) -> tuple[bytes, trio.abc.Stream | None]:
+    client, server = trio.testing.memory_stream_pair()
+    await client.send_all(request)
+    result = await front(server, policy)
+    await server.aclose()
+    response = b""
+    while chunk := await client.receive_some():
+        response += chunk
+    return response, result
+
+
+def status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/readyz?x=1"])
+async def test_health_endpoints_answer_200(path: str) -> None:
+    response, upgraded = await exchange(
+        f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode(), WS_POLICY
+    )
+    assert status(response) == 200
+    assert b"content-length: 0" in response.lower()
+    assert upgraded is None
+
+
+async def test_health_head_and_http10() -> None:
+    response, _ = await exchange(b"HEAD /healthz HTTP/1.0\r\n\r\n", WS_POLICY)
+    assert status(response) == 200
+
+
+async def test_health_post_is_405_with_allow() -> None:
+    response, _ = await exchange(
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", WS_POLICY
+    )
+    assert status(response) == 405
+    assert b"allow: GET,HEAD" in response
+
+
+@pytest.mark.parametrize("request_line", [b"GET /healthz", b"GET /rpc"])
+async def test_any_request_with_origin_is_403(request_line: bytes) -> None:
+    head = request_line + b" HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"
+    if request_line.endswith(b"/rpc"):
+        head = UPGRADE + b"Origin: https://evil.example\r\n"
+    response, upgraded = await exchange(head + b"\r\n", WS_POLICY)
+    assert status(response) == 403
+    assert upgraded is None
+
+
+async def test_plain_get_elsewhere_is_400() -> None:
+    response, _ = await exchange(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", WS_POLICY)
+    assert status(response) == 400
+    assert response.endswith(b"Connection header did not include 'upgrade'")
+
+
+async def test_garbage_is_closed_without_an_upgrade() -> None:
+    with trio.fail_after(1):  # refused at the first line, not after the head timeout
+        response, upgraded = await exchange(b'{"id":1,"method":"initialize"}\n', FrontPolicy())
+    assert upgraded is None
+    assert response == b""  # closed without bytes, as Codex does
+
+
+async def test_unix_policy_has_no_health_and_accepts_origin() -> None:
+    _, upgraded = await exchange(UPGRADE + b"Origin: https://x\r\n\r\n", FrontPolicy())
+    assert upgraded is not None
+    response, _ = await exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", FrontPolicy())
+    assert status(response) == 400
+
+
+async def test_authorizer_refusal_is_401_with_its_text() -> None:
+    def authorize(headers: Mapping[str, str]) -> str | None:
+        return (
+            None
+            if headers.get("authorization") == "Bearer ok"
+            else "missing websocket bearer token"
+        )
+
+    policy = FrontPolicy(authorize=authorize)
+    response, upgraded = await exchange(UPGRADE + b"\r\n", policy)
+    assert status(response) == 401
+    assert response.endswith(b"missing websocket bearer token")
+    assert upgraded is None
+    _, upgraded = await exchange(UPGRADE + b"Authorization: Bearer ok\r\n\r\n", policy)
+    assert upgraded is not None
+
+
+async def test_upgrade_replays_every_byte_already_read() -> None:
+    early_frame = b"\x81\x85\x00\x00\x00\x00hello"
+    client, server = trio.testing.memory_stream_pair()
+    await client.send_all(UPGRADE + b"\r\n" + early_frame)
+    upgraded = await front(server, FrontPolicy())
+    assert upgraded is not None
+    replayed = b""
+    while len(replayed) < len(UPGRADE) + 2 + len(early_frame):
+        replayed += await upgraded.receive_some()
+    assert replayed == UPGRADE + b"\r\n" + early_frame
