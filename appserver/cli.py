@@ -14,6 +14,7 @@ from appserver.connection import DEFAULT_QUEUE_BYTES
 from appserver.home import resolve_home
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
 from appserver.logs import configure_logging
+from appserver.transport.auth import AuthArgs, AuthMode
 from appserver.transport.listen import (
     DEFAULT_LISTEN_URL,
     ListenTarget,
@@ -74,6 +75,19 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="N",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    auth = parser.add_argument_group("ws:// auth (checked at the WebSocket upgrade)")
+    auth.add_argument(
+        "--ws-auth",
+        type=AuthMode,
+        choices=list(AuthMode),
+        metavar="{capability-token,signed-bearer-token}",
+    )
+    auth.add_argument("--ws-token-file", metavar="ABS_PATH", help="file holding the token")
+    auth.add_argument("--ws-token-sha256", metavar="HEX", help="SHA-256 of the token")
+    auth.add_argument("--ws-shared-secret-file", metavar="ABS_PATH", help="HS256 secret (>= 32 B)")
+    auth.add_argument("--ws-issuer", help="required `iss` claim")
+    auth.add_argument("--ws-audience", help="required `aud` claim")
+    auth.add_argument("--ws-max-clock-skew-seconds", type=int, metavar="N", help="default 30")
     return parser
 
 
@@ -133,5 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_bytes=options.outbound_queue_bytes,
         max_in_flight=options.max_in_flight,
         max_in_flight_per_connection=options.max_in_flight_per_connection,
+        auth=AuthArgs(
+            mode=options.ws_auth,
+            token_file=options.ws_token_file,
+            token_sha256=options.ws_token_sha256,
+            shared_secret_file=options.ws_shared_secret_file,
+            issuer=options.ws_issuer,
+            audience=options.ws_audience,
+            max_clock_skew_seconds=options.ws_max_clock_skew_seconds,
+        ),
     )
     return run(config)

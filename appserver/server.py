@@ -38,8 +38,9 @@ from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
+from appserver.transport.auth import AuthArgs, AuthConfigError, authorizer, load_policy
 from appserver.transport.http_front import FrontPolicy
-from appserver.transport.listen import ListenTarget, Off, Stdio, Unix
+from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
 from appserver.transport.stdio import LineTransport, claim_stdio
 from appserver.transport.unix import (
     SocketIdentity,
@@ -74,6 +75,7 @@ class ServerConfig:
     queue_bytes: int = DEFAULT_QUEUE_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_in_flight_per_connection: int = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
+    auth: AuthArgs = attrs.Factory(AuthArgs)
 
 
 def build_processor(config: ServerConfig) -> Processor:
@@ -99,7 +101,7 @@ def socket_path_for(config: ServerConfig) -> Path | None:
 @attrs.define
 class Started:
     store: StateStore
-    listener: trio.SocketListener | None = None
+    listeners: list[trio.SocketListener] = attrs.Factory(list)
     socket_identity: SocketIdentity | None = None
 
 
@@ -117,13 +119,16 @@ async def start(config: ServerConfig) -> Started:
                     f"failed to initialize sqlite state runtime under {config.home}: {exc}"
                 ) from exc
             started = Started(store)
-            if socket_path is not None:
-                try:
-                    started.listener = bind_listener(socket_path)
-                except BaseException:
-                    store.close()
-                    raise
-                started.socket_identity = socket_identity(socket_path)
+            try:
+                if socket_path is not None:
+                    started.listeners = [bind_listener(socket_path)]
+                    started.socket_identity = socket_identity(socket_path)
+                elif isinstance(config.listen, WebSocket):
+                    listen = config.listen
+                    started.listeners = await trio.open_tcp_listeners(listen.port, host=listen.host)
+            except BaseException:
+                store.close()
+                raise
             return started
     except (HomeError, SocketPathError) as exc:
         raise StartupError(str(exc)) from exc
@@ -131,11 +136,30 @@ async def start(config: ServerConfig) -> Started:
         raise StartupError(f"{exc.strerror or exc} ({exc.filename or config.home})") from exc
 
 
+def websocket_front(config: ServerConfig) -> FrontPolicy:
+    """Health endpoints, Origin refusal and bearer auth for ws://; refuses unsafe configs."""
+    assert isinstance(config.listen, WebSocket)
+    try:
+        policy = load_policy(config.auth)
+    except AuthConfigError as exc:
+        raise StartupError(str(exc)) from exc
+    if policy is None and not config.listen.is_loopback:
+        raise StartupError(
+            f"refusing to start non-loopback websocket listener {config.listen.display()} "
+            "without auth; configure `--ws-auth capability-token` or "
+            "`--ws-auth signed-bearer-token`"
+        )
+    return FrontPolicy(
+        health_paths=frozenset({"/healthz", "/readyz"}),
+        reject_origin=True,
+        authorize=authorizer(policy) if policy is not None else None,
+        name="websocket listener",
+    )
+
+
 async def serve(config: ServerConfig) -> None:
     if isinstance(config.listen, Off):
         raise StartupError(NO_TRANSPORT_MESSAGE)
-    if not isinstance(config.listen, Stdio | Unix):
-        raise StartupError(f"this build cannot serve {type(config.listen).__name__} yet")
     processor = build_processor(config)
     if isinstance(config.listen, Stdio):
         receive, send = claim_stdio()
@@ -145,24 +169,50 @@ async def serve(config: ServerConfig) -> None:
         finally:
             started.store.close()
         return
+    if isinstance(config.listen, WebSocket):
+        origin, policy, headers = Origin.WEBSOCKET, websocket_front(config), []
+    else:
+        origin, policy, headers = Origin.UNIX, UNIX_FRONT, [MAX_UNFRAGMENTED_HEADER]
     socket_path = socket_path_for(config)
-    assert socket_path is not None
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         started = await start(config)
-        assert started.listener is not None
-        try:
-            _banner_unix(socket_path)
 
-            async def handle(stream: trio.SocketStream) -> None:
-                await serve_unix_client(processor, stream, config)
+        async def handle(stream: trio.SocketStream) -> None:
+            await serve_socket_client(processor, stream, config, origin, policy, headers)
 
-            def stopped_accepting() -> None:
+        def stopped_accepting() -> None:
+            if socket_path is not None:
                 remove_socket_file(socket_path, started.socket_identity)
 
-            await serve_listeners(processor, [started.listener], handle, signals, stopped_accepting)
+        try:
+            if socket_path is not None:
+                _banner_unix(socket_path)
+            else:
+                _banner_websocket(config, started.listeners)
+            await serve_listeners(processor, started.listeners, handle, signals, stopped_accepting)
         finally:
-            remove_socket_file(socket_path, started.socket_identity)
+            stopped_accepting()
             started.store.close()
+
+
+def _banner_websocket(config: ServerConfig, listeners: list[trio.SocketListener]) -> None:
+    assert isinstance(config.listen, WebSocket)
+    address = config.listen.display(listeners[0].socket.getsockname()[1])
+    note = (
+        "binds localhost only (use SSH port-forwarding for remote access)"
+        if config.listen.is_loopback
+        else "websocket auth is required for non-localhost listeners"
+    )
+    print(
+        "appserver (WebSockets)\n"
+        f"  listening on: ws://{address}\n"
+        f"  readyz: http://{address}/readyz\n"
+        f"  healthz: http://{address}/healthz\n"
+        f"  note: {note}",
+        file=sys.stderr,
+        flush=True,
+    )
+    log.info("app-server websocket listening on ws://%s", address)
 
 
 def _banner_unix(path: Path) -> None:
@@ -196,23 +246,26 @@ async def serve_stdio(
     log.info("stdin reader finished (EOF)")
 
 
-async def serve_unix_client(
-    processor: Processor, stream: trio.abc.Stream, config: ServerConfig
+UNIX_FRONT = FrontPolicy(name="control socket")
+
+
+async def serve_socket_client(
+    processor: Processor,
+    stream: trio.abc.Stream,
+    config: ServerConfig,
+    origin: Origin,
+    policy: FrontPolicy,
+    extra_headers: list[tuple[bytes, bytes]],
 ) -> None:
     async def serve_frames(frames: WebSocketFrames) -> None:
         connection = Connection(
-            Origin.UNIX,
+            origin,
             disconnectable=True,
             limits=QueueLimits(SOCKET_QUEUE_MESSAGES, config.queue_bytes),
         )
         await run_connection(connection, frames, processor)
 
-    await serve_websocket_client(
-        stream,
-        FrontPolicy(name="control socket"),
-        serve_frames,
-        extra_headers=[MAX_UNFRAGMENTED_HEADER],
-    )
+    await serve_websocket_client(stream, policy, serve_frames, extra_headers)
 
 
 async def serve_listeners(
