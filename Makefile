@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 run: $(STAMP)
-	$(BIN)/appserver --listen stdio://
+	$(BIN)/appserver --listen unix://
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
