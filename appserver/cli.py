@@ -75,6 +75,13 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="N",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="NAME|module:attr",
+        help="an agent served as a model (repeatable; the first is the default; echo is built in)",
+    )
     auth = parser.add_argument_group("ws:// auth (checked at the WebSocket upgrade)")
     auth.add_argument(
         "--ws-auth",
@@ -147,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queue_bytes=options.outbound_queue_bytes,
         max_in_flight=options.max_in_flight,
         max_in_flight_per_connection=options.max_in_flight_per_connection,
+        agents=tuple(options.agent) or ("echo",),
         auth=AuthArgs(
             mode=options.ws_auth,
             token_file=options.ws_token_file,

@@ -10,6 +10,7 @@ handlers are admitted by the ingress bound or answered `-32001`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import attrs
@@ -65,6 +66,11 @@ class RequestContext:
     connection: Connection
     request_id: RequestId
     processor: Processor
+    _after_reply: list[Callable[[], Awaitable[None]]] = attrs.field(factory=list)
+
+    def after_reply(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once the reply is queued (e.g. `thread/started` after thread/start)."""
+        self._after_reply.append(action)
 
     @property
     def connection_id(self) -> int:
@@ -104,6 +110,8 @@ class Processor:
         self.info = info
         self.ingress = ingress or Ingress()
         self._originator: str | None = None
+        #: Called with the id of every connection that goes away (the application's cleanup).
+        self.closed_hooks: list[Callable[[int], None]] = []
         if INITIALIZE not in registry:
             registry.add(Method(INITIALIZE, _initialize_placeholder, InitializeParams))
 
@@ -119,6 +127,8 @@ class Processor:
     def connection_closed(self, connection: Connection) -> None:
         self.router.detach(connection.id)
         self.server_requests.connection_closed(connection.id)
+        for hook in self.closed_hooks:
+            hook(connection.id)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -208,6 +218,9 @@ class Processor:
         else:
             reply = Response(request_id, {} if result is None else result)
         await self.router.send(context.connection.id, reply)
+        if isinstance(reply, Response):
+            for action in context._after_reply:
+                await action()
 
     # -- initialize --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +22,10 @@ import attrs
 import trio
 
 from appserver import __version__
-from appserver.app import static
+from appserver.app import methods, static
+from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.store import StateStore
+from appserver.app.threads import Threads
 from appserver.connection import (
     DEFAULT_QUEUE_BYTES,
     SOCKET_QUEUE_MESSAGES,
@@ -76,9 +79,49 @@ class ServerConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_in_flight_per_connection: int = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
     auth: AuthArgs = attrs.Factory(AuthArgs)
+    #: Agent specs (`echo`, `module:attr`); the first is the default model.
+    agents: tuple[str, ...] = ("echo",)
+
+
+def load_agents(specs: tuple[str, ...]) -> dict[str, Agent]:
+    agents: dict[str, Agent] = {}
+    for spec in (*specs, "echo"):
+        try:
+            agent = load_agent(spec)
+        except AgentError as exc:
+            raise StartupError(str(exc)) from exc
+        agents.setdefault(agent.name, agent)
+    return agents
+
+
+@attrs.frozen
+class App:
+    processor: Processor
+    threads: Threads
+
+
+def build_app(
+    config: ServerConfig, store: StateStore, turn_nursery: trio.Nursery, agents: dict[str, Agent]
+) -> App:
+    registry = Registry()
+    router = Router()
+    server_requests = ServerRequests(router)
+    processor = Processor(
+        registry,
+        router,
+        server_requests,
+        ServerInfo(home=str(config.home), version=__version__),
+        Ingress(config.max_in_flight, config.max_in_flight_per_connection),
+    )
+    threads = Threads(store, router, server_requests, agents, next(iter(agents)), turn_nursery)
+    processor.closed_hooks.append(threads.connection_closed)
+    static.register(registry)
+    methods.register(registry, threads)
+    return App(processor, threads)
 
 
 def build_processor(config: ServerConfig) -> Processor:
+    """A processor with only the stateless methods (for in-process connection-layer tests)."""
     registry = Registry()
     router = Router()
     processor = Processor(
@@ -160,12 +203,16 @@ def websocket_front(config: ServerConfig) -> FrontPolicy:
 async def serve(config: ServerConfig) -> None:
     if isinstance(config.listen, Off):
         raise StartupError(NO_TRANSPORT_MESSAGE)
-    processor = build_processor(config)
+    agents = load_agents(config.agents)
     if isinstance(config.listen, Stdio):
         receive, send = claim_stdio()
         started = await start(config)
         try:
-            await serve_stdio(processor, receive, send, config)
+            async with trio.open_nursery() as turns:
+                app = build_app(config, started.store, turns, agents)
+                await serve_stdio(app.processor, receive, send, config)
+                await drain_turns(app, config.drain_timeout, signals=None)
+                turns.cancel_scope.cancel()
         finally:
             started.store.close()
         return
@@ -177,22 +224,60 @@ async def serve(config: ServerConfig) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         started = await start(config)
 
-        async def handle(stream: trio.SocketStream) -> None:
-            await serve_socket_client(processor, stream, config, origin, policy, headers)
-
         def stopped_accepting() -> None:
             if socket_path is not None:
                 remove_socket_file(socket_path, started.socket_identity)
 
         try:
-            if socket_path is not None:
-                _banner_unix(socket_path)
-            else:
-                _banner_websocket(config, started.listeners)
-            await serve_listeners(processor, started.listeners, handle, signals, stopped_accepting)
+            async with trio.open_nursery() as turns:
+                app = build_app(config, started.store, turns, agents)
+
+                async def handle(stream: trio.SocketStream) -> None:
+                    await serve_socket_client(
+                        app.processor, stream, config, origin, policy, headers
+                    )
+
+                if socket_path is not None:
+                    _banner_unix(socket_path)
+                else:
+                    _banner_websocket(config, started.listeners)
+                await serve_listeners(
+                    app, started.listeners, handle, signals, stopped_accepting, config
+                )
+                turns.cancel_scope.cancel()
         finally:
             stopped_accepting()
             started.store.close()
+
+
+async def drain_turns(app: App, drain_timeout: float, signals: AsyncIterator[int] | None) -> bool:
+    """Wait for running turns to finish: up to `drain_timeout`, or until a second
+    SIGTERM/SIGINT forces. Returns False if turns were still running when it gave up."""
+    threads = app.threads
+    if not threads.running_turns:
+        return True
+    log.info(
+        "shutdown: waiting up to %ss for %d running turn(s)", drain_timeout, threads.running_turns
+    )
+    async with trio.open_nursery() as nursery:
+        if signals is not None:
+
+            async def force_on_second_signal() -> None:
+                async for signum in signals:
+                    if signum in (signal.SIGTERM, signal.SIGINT):
+                        log.info(
+                            "received second shutdown signal; forcing with %d running turn(s)",
+                            threads.running_turns,
+                        )
+                        nursery.cancel_scope.cancel()
+                        return
+                    log.info("received SIGHUP while draining; still waiting")
+
+            nursery.start_soon(force_on_second_signal)
+        with trio.move_on_after(drain_timeout):
+            await threads.wait_idle()
+        nursery.cancel_scope.cancel()
+    return threads.running_turns == 0
 
 
 def _banner_websocket(config: ServerConfig, listeners: list[trio.SocketListener]) -> None:
@@ -269,13 +354,16 @@ async def serve_socket_client(
 
 
 async def serve_listeners(
-    processor: Processor,
+    app: App,
     listeners: list[trio.SocketListener],
     handle: Callable[[trio.SocketStream], Awaitable[None]],
     signals: AsyncIterator[int],
     stopped_accepting: Callable[[], None],
+    config: ServerConfig,
 ) -> None:
-    """Accept until a shutdown signal, then stop accepting and disconnect everyone."""
+    """Accept until a shutdown signal; then stop accepting, let running turns finish (SIGHUP:
+    without a deadline; a second SIGTERM/SIGINT forces), and disconnect everyone."""
+    router = app.processor.router
     async with trio.open_nursery() as connections:
         async with trio.open_nursery() as accepting:
             accepting.start_soon(
@@ -283,18 +371,22 @@ async def serve_listeners(
                     trio.serve_listeners, handle, listeners, handler_nursery=connections
                 )
             )
-            async for signum in signals:
+            first: int = signal.SIGTERM
+            async for first in signals:
                 log.info(
-                    "received %s; stopping (connections=%d)",
-                    signal.Signals(signum).name,
-                    len(processor.router),
+                    "received %s; stopping (connections=%d, running turns=%d)",
+                    signal.Signals(first).name,
+                    len(router),
+                    app.threads.running_turns,
                 )
                 break
             accepting.cancel_scope.cancel()
         for listener in listeners:
             await listener.aclose()
         stopped_accepting()
-        count = processor.router.disconnect_all()
+        deadline = math.inf if first == signal.SIGHUP else config.drain_timeout
+        await drain_turns(app, deadline, signals)
+        count = router.disconnect_all()
         log.info("disconnecting %d connection(s)", count)
         connections.cancel_scope.deadline = trio.current_time() + DISCONNECT_GRACE_SECONDS
 

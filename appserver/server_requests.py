@@ -31,6 +31,8 @@ class Reply:
 
     result: Any = None
     error: ErrorObject | None = None
+    #: The id the request went out with (for `serverRequest/resolved`).
+    request_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -47,7 +49,7 @@ class _Pending:
 
     def settle(self, reply: Reply) -> None:
         if self.reply is None:
-            self.reply = reply
+            self.reply = attrs.evolve(reply, request_id=int(self.request.id))
             self.done.set()
 
 
@@ -111,6 +113,10 @@ class ServerRequests:
         for pending in list(self._pending.values()):
             if pending.thread_id == thread_id:
                 pending.settle(Reply(error=error))
+
+    def cancel_all(self, error: ErrorObject) -> None:
+        for pending in list(self._pending.values()):
+            pending.settle(Reply(error=error))
 
     def connection_closed(self, connection_id: int) -> None:
         for pending in list(self._pending.values()):

@@ -36,9 +36,18 @@ _fields_cache: dict[type, tuple[attrs.Attribute[Any], ...]] = {}
 
 
 def experimental_field_in_use(method: str, params: Any) -> str | None:
-    """`method.field` for the first experimental field set to a non-null value, else None."""
+    """`method.field` for the first experimental field set to a non-null value, else None.
+
+    A params class may also define `experimental_reason()` for values that are experimental
+    whatever field carries them (Codex's `askForApproval.granular`).
+    """
     if params is None or not attrs.has(type(params)):
         return None
+    custom = getattr(params, "experimental_reason", None)
+    if custom is not None:
+        reason: str | None = custom()
+        if reason is not None:
+            return reason
     for field in _experimental_fields(type(params)):
         if getattr(params, field.name) is not None:
             return f"{method}.{wire_name(field)}"

@@ -1,0 +1,40 @@
+"""Agents: the interface, the built-in `echo`, and loading `module:attr` agents."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from appserver.app.agents.base import Agent, CommandOutcome, MessageStream, Turn
+from appserver.app.agents.echo import EchoAgent
+
+__all__ = ["Agent", "AgentError", "CommandOutcome", "MessageStream", "Turn", "load_agent"]
+
+BUILT_IN: dict[str, type[Any]] = {"echo": EchoAgent}
+
+
+class AgentError(Exception):
+    pass
+
+
+def load_agent(spec: str) -> Agent:
+    """`echo`, or `package.module:attr` naming an agent object, class or factory."""
+    if spec in BUILT_IN:
+        agent: Any = BUILT_IN[spec]()
+    elif ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise AgentError(f"cannot load agent {spec!r}: {exc}") from exc
+        agent = target() if callable(target) and not isinstance(target, Agent) else target
+    else:
+        raise AgentError(f"unknown agent {spec!r}; built in: {', '.join(BUILT_IN)}")
+    if not isinstance(agent, Agent):
+        raise AgentError(
+            f"{spec!r} is not an agent: it needs name, display_name, description and an "
+            "async run_turn(turn)"
+        )
+    return agent

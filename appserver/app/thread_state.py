@@ -1,0 +1,251 @@
+"""Threads and turns as the application holds them, and how they persist in `state.sqlite`.
+
+Persistence happens before the notification that reports it: a turn reported completed, an item
+reported completed, a thread reported started are all on disk when the client hears of them.
+Ephemeral threads are never written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import attrs
+import orjson
+
+from appserver.protocol.initialize import CODEX_COMPAT_VERSION
+from appserver.protocol.v2 import JsonObject, Thread, Turn
+
+MODEL_PROVIDER = "appserver"
+INTERRUPTED_BY_RESTART = {"message": "the server stopped while this turn was running"}
+
+
+def now_s() -> int:
+    return int(time.time())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@attrs.define(eq=False)
+class ItemRecord:
+    item: JsonObject
+    started_at_ms: int | None = None
+    completed_at_ms: int | None = None
+
+
+@attrs.define(eq=False)
+class TurnState:
+    id: str
+    seq: int
+    status: str = "inProgress"
+    items: list[ItemRecord] = attrs.Factory(list)
+    started_at: int = attrs.Factory(now_s)
+    completed_at: int | None = None
+    duration_ms: int | None = None
+    error: JsonObject | None = None
+
+    def to_wire(self, items_view: str = "full") -> Turn:
+        items = [] if items_view == "notLoaded" else [r.item for r in self.items]
+        return Turn(
+            id=self.id,
+            items=items,
+            status=self.status,
+            error=self.error,
+            started_at=self.started_at,
+            completed_at=self.completed_at,
+            duration_ms=self.duration_ms,
+            items_view=None if items_view == "full" else items_view,
+        )
+
+
+@attrs.define(eq=False)
+class ThreadState:
+    id: str
+    cwd: str
+    model: str
+    created_at: int = attrs.Factory(now_s)
+    updated_at: int = attrs.Factory(now_s)
+    approval_policy: Any = "on-request"
+    approvals_reviewer: str = "user"
+    sandbox: JsonObject = attrs.Factory(lambda: {"type": "readOnly", "networkAccess": False})
+    name: str | None = None
+    preview: str = ""
+    ephemeral: bool = False
+    archived: bool = False
+    source: Any = "appServer"
+    originator: str | None = None
+    forked_from_id: str | None = None
+    thread_source: str | None = None
+    turns: list[TurnState] = attrs.Factory(list)
+
+    _PERSISTED = [
+        "cwd",
+        "model",
+        "created_at",
+        "updated_at",
+        "approval_policy",
+        "approvals_reviewer",
+        "sandbox",
+        "name",
+        "preview",
+        "source",
+        "originator",
+        "forked_from_id",
+        "thread_source",
+    ]
+
+    def touch(self) -> None:
+        self.updated_at = now_s()
+
+    def to_wire(self, status: JsonObject, *, include_turns: bool = False) -> Thread:
+        return Thread(
+            id=self.id,
+            session_id=self.id,
+            preview=self.preview,
+            ephemeral=self.ephemeral,
+            model_provider=MODEL_PROVIDER,
+            model=self.model,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            recency_at=self.updated_at,
+            status=status,
+            cwd=self.cwd,
+            cli_version=CODEX_COMPAT_VERSION,
+            source=self.source,
+            originator=self.originator,
+            forked_from_id=self.forked_from_id,
+            thread_source=self.thread_source,
+            name=self.name,
+            turns=[t.to_wire() for t in self.turns] if include_turns else [],
+        )
+
+
+# -- persistence (blocking; run through StateStore.run) ---------------------------------------
+
+
+def _thread_data(thread: ThreadState) -> bytes:
+    return orjson.dumps({key: getattr(thread, key) for key in ThreadState._PERSISTED})
+
+
+def save_thread(db: sqlite3.Connection, thread: ThreadState) -> None:
+    if thread.ephemeral:
+        return
+    db.execute(
+        "INSERT INTO threads (id, created_at, updated_at, archived, data) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, "
+        "archived = excluded.archived, data = excluded.data",
+        (
+            thread.id,
+            thread.created_at,
+            thread.updated_at,
+            int(thread.archived),
+            _thread_data(thread),
+        ),
+    )
+
+
+def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> None:
+    """The turn, all its items and the thread row, in one transaction."""
+    if thread.ephemeral:
+        return
+    data = orjson.dumps(
+        {
+            "status": turn.status,
+            "startedAt": turn.started_at,
+            "completedAt": turn.completed_at,
+            "durationMs": turn.duration_ms,
+            "error": turn.error,
+        }
+    )
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        save_thread(db, thread)
+        db.execute(
+            "INSERT INTO turns (id, thread_id, seq, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            (turn.id, thread.id, turn.seq, data),
+        )
+        db.execute("DELETE FROM items WHERE turn_id = ?", (turn.id,))
+        db.executemany(
+            "INSERT INTO items (turn_id, seq, id, data) VALUES (?, ?, ?, ?)",
+            [
+                (
+                    turn.id,
+                    seq,
+                    str(record.item.get("id", "")),
+                    orjson.dumps(
+                        {
+                            "item": record.item,
+                            "startedAtMs": record.started_at_ms,
+                            "completedAtMs": record.completed_at_ms,
+                        }
+                    ),
+                )
+                for seq, record in enumerate(record for record in turn.items)
+            ],
+        )
+
+
+def delete_thread(db: sqlite3.Connection, thread_id: str) -> bool:
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "DELETE FROM items WHERE turn_id IN (SELECT id FROM turns WHERE thread_id = ?)",
+            (thread_id,),
+        )
+        db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,))
+        return db.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount > 0
+
+
+def _thread_from_row(row: tuple[Any, ...]) -> ThreadState:
+    thread_id, archived, data = row
+    fields = orjson.loads(data)
+    return ThreadState(id=thread_id, archived=bool(archived), **fields)
+
+
+def load_thread(db: sqlite3.Connection, thread_id: str) -> ThreadState | None:
+    """The thread with its turns and items. Turns a dead process left running are interrupted."""
+    row = db.execute("SELECT id, archived, data FROM threads WHERE id = ?", (thread_id,)).fetchone()
+    if row is None:
+        return None
+    thread = _thread_from_row(row)
+    turns: dict[str, TurnState] = {}
+    for turn_id, seq, data in db.execute(
+        "SELECT id, seq, data FROM turns WHERE thread_id = ? ORDER BY seq", (thread_id,)
+    ):
+        fields = orjson.loads(data)
+        turn = TurnState(
+            id=turn_id,
+            seq=seq,
+            status=fields["status"],
+            started_at=fields["startedAt"],
+            completed_at=fields["completedAt"],
+            duration_ms=fields["durationMs"],
+            error=fields["error"],
+        )
+        turns[turn_id] = turn
+        thread.turns.append(turn)
+    for turn_id, data in db.execute(
+        "SELECT items.turn_id, items.data FROM items JOIN turns ON turns.id = items.turn_id "
+        "WHERE turns.thread_id = ? ORDER BY turns.seq, items.seq",
+        (thread_id,),
+    ):
+        fields = orjson.loads(data)
+        turns[turn_id].items.append(
+            ItemRecord(fields["item"], fields["startedAtMs"], fields["completedAtMs"])
+        )
+    for turn in thread.turns:
+        if turn.status == "inProgress":
+            turn.status = "interrupted"
+            turn.error = dict(INTERRUPTED_BY_RESTART)
+            turn.completed_at = turn.completed_at or thread.updated_at
+    return thread
+
+
+def list_threads(db: sqlite3.Connection) -> list[ThreadState]:
+    """Every persisted thread, without turns (filtering and paging happen in the caller)."""
+    rows = db.execute("SELECT id, archived, data FROM threads").fetchall()
+    return [_thread_from_row(row) for row in rows]

@@ -1,0 +1,386 @@
+"""A running turn: the agent's view of it (`agents.base.Turn`) and everything it reports.
+
+Order of what subscribers hear: `turn/started`, the user's message item, the agent's items
+(messages streamed as deltas, commands with their approval and output), `thread/tokenUsage/
+updated`, `turn/completed` with every item. An item or turn reported complete has been written
+to the store first. Interrupting cancels the agent (a running command's process group is killed)
+and completes the turn `interrupted`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import trio
+
+from appserver.app.agents.base import Agent, CommandOutcome
+from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
+from appserver.app.threads import LoadedThread, Threads, new_id
+from appserver.wire.converter import unstructure
+
+log = logging.getLogger(__name__)
+
+MAX_AGGREGATED_OUTPUT: Final = 1024 * 1024
+PERSIST_TIMEOUT: Final = 10.0
+ACCEPTING_DECISIONS: Final = frozenset({"accept", "acceptForSession"})
+
+
+def _breakdown(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "totalTokens": input_tokens + output_tokens,
+        "inputTokens": input_tokens,
+        "cachedInputTokens": 0,
+        "outputTokens": output_tokens,
+        "reasoningOutputTokens": 0,
+    }
+
+
+def input_text(items: Sequence[dict[str, Any]]) -> str:
+    return "\n".join(str(i.get("text", "")) for i in items if i.get("type") == "text")
+
+
+class _Message:
+    def __init__(self, run: TurnRun, phase: str) -> None:
+        self._run = run
+        self.item: dict[str, Any] = {
+            "type": "agentMessage",
+            "id": new_id(),
+            "text": "",
+            "phase": phase,
+            "memoryCitation": None,
+        }
+        self._started_at: int | None = None
+        self._parts: list[str] = []
+        self.finished = False
+
+    async def _start(self) -> None:
+        if self._started_at is None:
+            self._started_at = now_ms()
+            await self._run.item_started(dict(self.item), self._started_at)
+
+    async def delta(self, text: str) -> None:
+        await self._start()
+        self._parts.append(text)
+        await self._run.notify(
+            "item/agentMessage/delta",
+            {**self._run.ids, "itemId": self.item["id"], "delta": text},
+        )
+
+    async def finish(self) -> str:
+        await self._start()
+        if not self.finished:
+            self.finished = True
+            self.item["text"] = "".join(self._parts)
+            await self._run.item_completed(self.item, self._started_at)
+        return str(self.item["text"])
+
+
+class TurnRun:
+    """One turn of one thread, run in the server's nursery."""
+
+    def __init__(
+        self,
+        threads: Threads,
+        loaded: LoadedThread,
+        turn: TurnState,
+        agent: Agent,
+        user_input: list[dict[str, Any]],
+        *,
+        output_schema: Any = None,
+        client_user_message_id: str | None = None,
+    ) -> None:
+        self.threads = threads
+        self.loaded = loaded
+        self.turn = turn
+        self.agent = agent
+        self._input = user_input
+        self._output_schema = output_schema
+        self._client_id = client_user_message_id
+        self.cancel_scope = trio.CancelScope()
+        self.done = trio.Event()
+        self._open_messages: list[_Message] = []
+        self._usage = (0, 0)
+        self._started_monotonic = time.monotonic()
+        #: Input the user added with `turn/steer` while the turn was running.
+        self.steered: list[dict[str, Any]] = []
+
+    # -- the agent's view --------------------------------------------------------------------
+
+    @property
+    def thread_id(self) -> str:
+        return self.loaded.state.id
+
+    @property
+    def turn_id(self) -> str:
+        return self.turn.id
+
+    @property
+    def cwd(self) -> str:
+        return self.loaded.state.cwd
+
+    @property
+    def input(self) -> Sequence[dict[str, Any]]:
+        return self._input
+
+    @property
+    def text(self) -> str:
+        return input_text(self._input)
+
+    @property
+    def output_schema(self) -> Any:
+        return self._output_schema
+
+    @property
+    def history(self) -> Sequence[dict[str, Any]]:
+        earlier = [t for t in self.loaded.state.turns if t is not self.turn]
+        return [unstructure(t.to_wire()) for t in earlier]
+
+    def message(self, phase: str = "final_answer") -> _Message:
+        stream = _Message(self, phase)
+        self._open_messages.append(stream)
+        return stream
+
+    async def say(self, text: str, *, chunks: int = 4, phase: str = "final_answer") -> None:
+        stream = self.message(phase)
+        for part in _split(text, chunks):
+            await stream.delta(part)
+        await stream.finish()
+
+    async def steer(self, user_input: list[dict[str, Any]], client_id: str | None) -> None:
+        """More input from the user while the turn runs (`turn/steer`); the agent sees it in
+        `steered`."""
+        self.steered.extend(user_input)
+        item = {"type": "userMessage", "id": new_id(), "clientId": client_id, "content": user_input}
+        started = now_ms()
+        await self.item_started(item, started)
+        await self.item_completed(item, started)
+
+    def report_usage(self, input_tokens: int, output_tokens: int) -> None:
+        self._usage = (self._usage[0] + input_tokens, self._usage[1] + output_tokens)
+
+    async def run_command(self, command: str, *, reason: str | None = None) -> CommandOutcome:
+        state = self.loaded.state
+        started = now_ms()
+        item: dict[str, Any] = {
+            "type": "commandExecution",
+            "id": new_id(),
+            "command": command,
+            "cwd": state.cwd,
+            "processId": None,
+            "source": "agent",
+            "status": "inProgress",
+            "commandActions": [{"type": "unknown", "command": command}],
+            "aggregatedOutput": None,
+            "exitCode": None,
+            "durationMs": None,
+        }
+        await self.item_started(dict(item), started)
+        if state.approval_policy != "never" and not self.loaded.approved_for_session:
+            decision = await self._ask_approval(item, reason, started)
+            if decision == "acceptForSession":
+                self.loaded.approved_for_session = True
+            if decision not in ACCEPTING_DECISIONS:
+                item["status"] = "declined"
+                await self.item_completed(item, started)
+                return CommandOutcome(declined=True)
+        try:
+            exit_code, output = await self._execute(item)
+        finally:
+            item["durationMs"] = now_ms() - started
+            if item["status"] == "inProgress":
+                item["status"] = "failed"
+            with trio.CancelScope(shield=True):
+                await self.item_completed(item, started)
+        return CommandOutcome(declined=False, exit_code=exit_code, output=output)
+
+    # -- approvals and processes -------------------------------------------------------------
+
+    async def _ask_approval(self, item: dict[str, Any], reason: str | None, started: int) -> str:
+        params = {
+            **self.ids,
+            "itemId": item["id"],
+            "startedAtMs": started,
+            "reason": reason,
+            "command": item["command"],
+            "cwd": item["cwd"],
+            "commandActions": item["commandActions"],
+        }
+        self.loaded.waiting_on_approval += 1
+        await self.threads.status_changed(self.loaded)
+        try:
+            reply = await self.threads.server_requests.request(
+                self.loaded.subscribers,
+                "item/commandExecution/requestApproval",
+                params,
+                thread_id=self.thread_id,
+            )
+        finally:
+            self.loaded.waiting_on_approval -= 1
+        await self.notify(
+            "serverRequest/resolved", {"threadId": self.thread_id, "requestId": reply.request_id}
+        )
+        await self.threads.status_changed(self.loaded)
+        if reply.error is not None or not isinstance(reply.result, dict):
+            return "decline"
+        decision = reply.result.get("decision")
+        if isinstance(decision, dict) and "acceptWithExecpolicyAmendment" in decision:
+            return "accept"
+        return decision if isinstance(decision, str) else "decline"
+
+    async def _execute(self, item: dict[str, Any]) -> tuple[int, str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        output: list[str] = []
+        size = 0
+        try:
+            process = await trio.lowlevel.open_process(
+                ["/bin/sh", "-c", item["command"]],
+                cwd=item["cwd"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            item["status"], item["exitCode"] = "failed", 127
+            item["aggregatedOutput"] = f"{exc}\n"
+            return 127, item["aggregatedOutput"]
+        item["processId"] = str(process.pid)
+        assert process.stdout is not None
+        try:
+            while chunk := await process.stdout.receive_some(64 * 1024):
+                text = decoder.decode(chunk)
+                if size < MAX_AGGREGATED_OUTPUT:
+                    output.append(text)
+                    size += len(text)
+                if text:
+                    await self.notify(
+                        "item/commandExecution/outputDelta",
+                        {**self.ids, "itemId": item["id"], "delta": text},
+                    )
+            exit_code = await process.wait()
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                await process.wait()
+                item["exitCode"] = process.returncode
+                item["aggregatedOutput"] = "".join(output)
+            raise
+        finally:
+            await process.stdout.aclose()
+        text = "".join(output) + decoder.decode(b"", final=True)
+        item["exitCode"], item["aggregatedOutput"] = exit_code, text
+        item["status"] = "completed" if exit_code == 0 else "failed"
+        return exit_code, text
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"threadId": self.thread_id, "turnId": self.turn.id}
+
+    async def notify(self, method: str, params: Any) -> None:
+        await self.threads.to_subscribers(self.loaded, method, params)
+
+    async def item_started(self, item: dict[str, Any], started_at: int) -> None:
+        await self.notify("item/started", {**self.ids, "item": item, "startedAtMs": started_at})
+
+    async def item_completed(self, item: dict[str, Any], started_at: int | None) -> None:
+        completed = now_ms()
+        self.turn.items.append(ItemRecord(dict(item), started_at, completed))
+        await self._persist()
+        await self.notify(
+            "item/completed", {**self.ids, "item": dict(item), "completedAtMs": completed}
+        )
+
+    async def _persist(self) -> None:
+        with trio.move_on_after(PERSIST_TIMEOUT) as timeout:
+            timeout.shield = True
+            await self.threads.save_turn(self.loaded.state, self.turn)
+        if timeout.cancelled_caught:
+            log.error("persisting turn %s timed out", self.turn.id)
+
+    # -- the whole turn ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.threads.turn_started()
+        try:
+            await self._run()
+        finally:
+            self.threads.turn_finished()
+            self.done.set()
+
+    async def _run(self) -> None:
+        turn, state = self.turn, self.loaded.state
+        await self.threads.status_changed(self.loaded)
+        await self.notify("turn/started", {"threadId": state.id, "turn": turn.to_wire()})
+        user_item = {
+            "type": "userMessage",
+            "id": new_id(),
+            "clientId": self._client_id,
+            "content": self._input,
+        }
+        started = now_ms()
+        await self.item_started(user_item, started)
+        await self.item_completed(user_item, started)
+        error: dict[str, Any] | None = None
+        with self.cancel_scope:
+            try:
+                await self.agent.run_turn(self)
+            except Exception as exc:
+                log.exception("agent %s failed in turn %s", self.agent.name, turn.id)
+                error = {"message": f"agent {self.agent.name} failed: {exc}"}
+        interrupted = self.cancel_scope.cancelled_caught
+        with trio.CancelScope(shield=True):
+            for stream in self._open_messages:
+                if not stream.finished:
+                    await stream.finish()
+            if error is not None:
+                await self.notify("error", {**self.ids, "error": error, "willRetry": False})
+            await self._finish(
+                "interrupted" if interrupted else "failed" if error else "completed", error
+            )
+
+    async def _finish(self, status: str, error: dict[str, Any] | None) -> None:
+        turn, loaded = self.turn, self.loaded
+        input_tokens, output_tokens = self._usage
+        totals = (loaded.token_totals[0] + input_tokens, loaded.token_totals[1] + output_tokens)
+        loaded.token_totals = totals
+        await self.notify(
+            "thread/tokenUsage/updated",
+            {
+                **self.ids,
+                "tokenUsage": {
+                    "total": _breakdown(*totals),
+                    "last": _breakdown(input_tokens, output_tokens),
+                    "modelContextWindow": None,
+                },
+            },
+        )
+        turn.status, turn.error = status, error
+        turn.completed_at = now_s()
+        turn.duration_ms = int((time.monotonic() - self._started_monotonic) * 1000)
+        loaded.state.touch()
+        await self._persist()
+        await self.notify("turn/completed", {"threadId": loaded.state.id, "turn": turn.to_wire()})
+        loaded.active = None
+        await self.threads.status_changed(loaded)
+
+
+def _split(text: str, chunks: int) -> list[str]:
+    """`text` in about `chunks` pieces, cut at spaces where possible; never empty pieces."""
+    if chunks <= 1 or len(text) < 2:
+        return [text]
+    words = text.split(" ")
+    per = max(1, -(-len(words) // chunks))
+    parts = [" ".join(words[i : i + per]) for i in range(0, len(words), per)]
+    return [p + " " for p in parts[:-1]] + parts[-1:]
