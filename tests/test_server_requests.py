@@ -51,7 +51,7 @@ async def test_reply_from_a_connection_it_was_not_sent_to_is_ignored(
     assert replies == []
     await send(processor, target, {"jsonrpc": "2.0", "id": request["id"], "result": {"d": 1}})
     await trio.testing.wait_all_tasks_blocked()
-    assert replies == [Reply(result={"d": 1})]
+    assert replies == [Reply(result={"d": 1}, request_id=request["id"])]
 
 
 async def test_unknown_reply_ids_are_ignored(nursery: trio.Nursery) -> None:
@@ -75,7 +75,7 @@ async def test_request_fails_when_its_last_connection_closes(nursery: trio.Nurse
     assert replies == []
     processor.connection_closed(b)
     await trio.testing.wait_all_tasks_blocked()
-    assert replies == [Reply(error=CONNECTION_CLOSED)]
+    assert replies == [Reply(error=CONNECTION_CLOSED, request_id=0)]
     assert len(processor.server_requests) == 0
 
 
@@ -84,7 +84,7 @@ async def test_request_to_a_gone_connection_fails_at_once(nursery: trio.Nursery)
     replies: list[Reply] = []
     with trio.fail_after(1):
         await ask(processor, [12345], replies)
-    assert replies == [Reply(error=CONNECTION_CLOSED)]
+    assert replies == [Reply(error=CONNECTION_CLOSED, request_id=0)]
 
 
 async def test_thread_requests_stay_pending_and_replay_in_id_order(nursery: trio.Nursery) -> None:
@@ -110,7 +110,7 @@ async def test_thread_requests_stay_pending_and_replay_in_id_order(nursery: trio
     sent = [m["id"] for m in queued(owner)]
     processor.connection_closed(owner)
     await trio.testing.wait_all_tasks_blocked()
-    assert replies == [Reply(error=CONNECTION_CLOSED)]  # not thread-scoped
+    assert replies == [Reply(error=CONNECTION_CLOSED, request_id=sent[0])]  # not thread-scoped
     assert first_pending == second_pending == []  # thread-scoped: still pending
     resumer = open_connection(processor, nursery)
     await processor.server_requests.replay(resumer.id, "t1")
@@ -119,8 +119,8 @@ async def test_thread_requests_stay_pending_and_replay_in_id_order(nursery: trio
     await send(processor, resumer, {"id": replayed[1], "result": {"decision": "decline"}})
     await send(processor, resumer, {"id": replayed[0], "result": {"decision": "accept"}})
     await trio.testing.wait_all_tasks_blocked()
-    assert first_pending == [Reply(result={"decision": "accept"})]
-    assert second_pending == [Reply(result={"decision": "decline"})]
+    assert first_pending == [Reply(result={"decision": "accept"}, request_id=replayed[0])]
+    assert second_pending == [Reply(result={"decision": "decline"}, request_id=replayed[1])]
 
 
 @attrs.frozen
