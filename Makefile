@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check appserver tests benchmarks examples
-	$(BIN)/ruff format --check appserver tests benchmarks examples
+	$(BIN)/ruff check appserver tests examples $(wildcard benchmarks)
+	$(BIN)/ruff format --check appserver tests examples $(wildcard benchmarks)
 	$(BIN)/mypy --strict appserver
 	$(BIN)/pytest -q
 

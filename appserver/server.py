@@ -58,10 +58,13 @@ from appserver.transport.websocket import (
     WebSocketFrames,
     serve_websocket_client,
 )
+from appserver.wire.errors import INTERNAL_ERROR
+from appserver.wire.messages import ErrorObject
 
 log = logging.getLogger(__name__)
 
 NO_TRANSPORT_MESSAGE = "no transport configured; use --listen or enable remote control"
+CLIENT_GONE = ErrorObject(INTERNAL_ERROR, "the client closed its input before replying")
 #: After everyone was told to disconnect, how long connections get to close before being cut.
 DISCONNECT_GRACE_SECONDS = 2.0
 
@@ -211,6 +214,8 @@ async def serve(config: ServerConfig) -> None:
             async with trio.open_nursery() as turns:
                 app = build_app(config, started.store, turns, agents)
                 await serve_stdio(app.processor, receive, send, config)
+                # Nobody is left to answer approvals: turns waiting on one see it declined.
+                app.processor.server_requests.cancel_all(CLIENT_GONE)
                 await drain_turns(app, config.drain_timeout, signals=None)
                 turns.cancel_scope.cancel()
         finally:
