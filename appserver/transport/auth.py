@@ -13,6 +13,7 @@ import binascii
 import enum
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -93,10 +94,17 @@ def _is_number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _b64url(text: str) -> bytes:
-    if not text or "=" in text:
+    """Strict unpadded base64url: one spelling per value (no padding, no `+/`, no stray bits)."""
+    if not _B64URL.fullmatch(text):
         raise ValueError("not unpadded base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
+        raise ValueError("non-canonical base64url")
+    return data
 
 
 def verify_hs256(token: str, secret: bytes) -> dict[str, Any] | None:

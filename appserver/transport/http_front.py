@@ -142,26 +142,32 @@ async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
     method = request.method.decode("latin-1")
     path = request.target.decode("latin-1").split("?", 1)[0]
+    refusal = _refusal(policy, method, path, headers)
+    if refusal is None:
+        return PrefixedStream(raw, stream)
+    status, body, extra = refusal
+    await _respond(stream, parser, status, body, head_only=method == "HEAD", headers=extra)
+    return None
+
+
+def _refusal(
+    policy: FrontPolicy, method: str, path: str, headers: Mapping[str, str]
+) -> tuple[int, str, tuple[tuple[str, str], ...]] | None:
+    """The plain HTTP answer to give instead of upgrading, or None to upgrade."""
     if policy.reject_origin and "origin" in headers:
         log.warning("rejecting websocket listener request with Origin header")
-        await _respond(stream, parser, 403, "Forbidden")
-        return None
+        return 403, "Forbidden", ()
     if path in policy.health_paths:
         if method in ("GET", "HEAD"):
-            await _respond(stream, parser, 200, head_only=method == "HEAD")
-        else:
-            await _respond(stream, parser, 405, headers=(("allow", "GET,HEAD"),))
-        return None
+            return 200, "", ()
+        return 405, "", (("allow", "GET,HEAD"),)
     if not _is_upgrade(headers):
-        await _respond(stream, parser, 400, "Connection header did not include 'upgrade'")
-        return None
+        return 400, "Connection header did not include 'upgrade'", ()
     if "sec-websocket-key" not in headers or headers.get("sec-websocket-version") != "13":
-        await _respond(stream, parser, 400, "missing or unsupported Sec-WebSocket-Key/Version")
-        return None
+        return 400, "missing or unsupported Sec-WebSocket-Key/Version", ()
     if policy.authorize is not None:
-        refusal = policy.authorize(headers)
-        if refusal is not None:
-            log.warning("rejecting websocket client during upgrade: %s", refusal)
-            await _respond(stream, parser, 401, refusal)
-            return None
-    return PrefixedStream(raw, stream)
+        reason = policy.authorize(headers)
+        if reason is not None:
+            log.warning("rejecting websocket client during upgrade: %s", reason)
+            return 401, reason, ()
+    return None

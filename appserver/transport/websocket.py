@@ -103,6 +103,9 @@ async def serve_websocket_client(
             ws_tasks.cancel_scope.cancel()
     except (trio.BrokenResourceError, trio.ClosedResourceError, ConnectionClosed):
         pass
+    except Exception:
+        # One connection's failure must never take the listener (and everyone else) down.
+        log.exception("%s connection failed", policy.name)
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
