@@ -141,7 +141,13 @@ class Processor:
                 message.reason,
             )
             return
-        await self.handle_message(connection, message)
+        try:
+            await self.handle_message(connection, message)
+        except (trio.Cancelled, trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            # A bug handling one message must not end the connection or the server.
+            log.exception("failed to handle a message on connection %s", connection.id)
 
     async def handle_message(self, connection: Connection, message: Message) -> None:
         if isinstance(message, Request):
