@@ -24,6 +24,8 @@ STDIO_QUEUE_MESSAGES: Final = 128
 #: Codex's WEBSOCKET_OUTBOUND_CHANNEL_CAPACITY (#19246): ws and unix writer queues.
 SOCKET_QUEUE_MESSAGES: Final = 32 * 1024
 DEFAULT_QUEUE_BYTES: Final = 64 * 1024 * 1024
+#: After input ends, how long queued frames may take to be written before the connection closes.
+FLUSH_GRACE_SECONDS: Final = 2.0
 #: A writer hands at most this much to one transport write.
 MAX_BATCH_BYTES: Final = 256 * 1024
 
@@ -262,6 +264,10 @@ async def run_connection(
                 connection.tasks = None
                 handler.connection_closed(connection)
                 connection.close_outbound()
+                # What is queued gets written, unless the peer stopped reading too.
+                outer.cancel_scope.deadline = trio.current_time() + max(
+                    drain_timeout, FLUSH_GRACE_SECONDS
+                )
     finally:
         connection.tasks = None
         handler.connection_closed(connection)

@@ -72,12 +72,13 @@ class ServerRequests:
     ) -> Reply:
         """Send to each connection and wait for the first accepted reply."""
         request_id = next(self._ids)
-        pending = _Pending(Request(request_id, method, params), set(connection_ids), thread_id)
+        targets = list(connection_ids)
+        pending = _Pending(Request(request_id, method, params), set(targets), thread_id)
         self._pending[request_id] = pending
         try:
-            for connection_id in connection_ids:
+            for connection_id in targets:
                 await self._router.send(connection_id, pending.request)
-            pending.targets &= {c for c in connection_ids if c in self._router}
+            pending.targets &= {c for c in targets if c in self._router}
             if not pending.targets and thread_id is None:
                 pending.settle(Reply(error=CONNECTION_CLOSED))
             await pending.done.wait()

@@ -321,34 +321,51 @@ class TurnRun:
 
     async def _run(self) -> None:
         turn, state = self.turn, self.loaded.state
-        await self.threads.status_changed(self.loaded)
-        await self.notify("turn/started", {"threadId": state.id, "turn": turn.to_wire()})
-        user_item = {
-            "type": "userMessage",
-            "id": new_id(),
-            "clientId": self._client_id,
-            "content": self._input,
-        }
-        started = now_ms()
-        await self.item_started(user_item, started)
-        await self.item_completed(user_item, started)
         error: dict[str, Any] | None = None
-        with self.cancel_scope:
-            try:
-                await self.agent.run_turn(self)
-            except Exception as exc:
-                log.exception("agent %s failed in turn %s", self.agent.name, turn.id)
-                error = {"message": f"agent {self.agent.name} failed: {exc}"}
-        interrupted = self.cancel_scope.cancelled_caught
-        with trio.CancelScope(shield=True):
-            for stream in self._open_messages:
-                if not stream.finished:
-                    await stream.finish()
-            if error is not None:
-                await self.notify("error", {**self.ids, "error": error, "willRetry": False})
-            await self._finish(
-                "interrupted" if interrupted else "failed" if error else "completed", error
+        finished = False
+        try:
+            await self.threads.status_changed(self.loaded)
+            await self.notify("turn/started", {"threadId": state.id, "turn": turn.to_wire()})
+            user_item = {
+                "type": "userMessage",
+                "id": new_id(),
+                "clientId": self._client_id,
+                "content": self._input,
+            }
+            started = now_ms()
+            await self.item_started(user_item, started)
+            await self.item_completed(user_item, started)
+            with self.cancel_scope:
+                try:
+                    await self.agent.run_turn(self)
+                except Exception as exc:
+                    log.exception("agent %s failed in turn %s", self.agent.name, turn.id)
+                    error = {"message": f"agent {self.agent.name} failed: {exc}"}
+            status = (
+                "interrupted"
+                if self.cancel_scope.cancelled_caught
+                else "failed"
+                if error
+                else "completed"
             )
+            with trio.CancelScope(shield=True):
+                await self._close_messages()
+                if error is not None:
+                    await self.notify("error", {**self.ids, "error": error, "willRetry": False})
+                await self._finish(status, error)
+                finished = True
+        finally:
+            if not finished:
+                # Cancelled from outside (a forced shutdown): record the turn as interrupted.
+                with trio.move_on_after(PERSIST_TIMEOUT) as cleanup:
+                    cleanup.shield = True
+                    await self._close_messages()
+                    await self._finish("interrupted", error)
+
+    async def _close_messages(self) -> None:
+        for stream in self._open_messages:
+            if not stream.finished:
+                await stream.finish()
 
     async def _finish(self, status: str, error: dict[str, Any] | None) -> None:
         turn, loaded = self.turn, self.loaded
