@@ -9,6 +9,7 @@ import enum
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -33,6 +34,8 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 
 class JsonFormatter(logging.Formatter):
+    converter = time.gmtime  # type: ignore[assignment]  # the timestamp ends in Z: UTC
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
             "timestamp": self.formatTime(record, "%Y-%m-%dT%H:%M:%S")

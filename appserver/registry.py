@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 from cattrs import BaseValidationError
 
-from appserver.wire.converter import WireTypeError, describe_structure_error, structure
+from appserver.wire.converter import (
+    UnknownVariantError,
+    WireTypeError,
+    describe_structure_error,
+    structure,
+)
 
 if TYPE_CHECKING:
     from appserver.processor import RequestContext
@@ -79,5 +84,4 @@ class Registry:
         return name in self._methods
 
     def unknown_variant_message(self, name: str) -> str:
-        listed = ", ".join(f"`{m}`" for m in self._methods)
-        return f"Invalid request: unknown variant `{name}`, expected one of {listed}"
+        return f"Invalid request: {UnknownVariantError(name, self._methods)}"

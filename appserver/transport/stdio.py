@@ -90,6 +90,9 @@ class LineTransport:
         buffer = self._buffer
         while True:
             end = buffer.find(b"\n", self._scanned)
+            if end - self._start > self._max_line:
+                self.oversized = True
+                return None
             if end >= 0:
                 line = bytes(buffer[self._start : end])
                 self._start = self._scanned = end + 1

@@ -9,6 +9,7 @@ schema's required-but-nullable fields).
 
 from __future__ import annotations
 
+import decimal
 import enum
 import typing
 from collections.abc import Callable
@@ -47,10 +48,43 @@ class WireTypeError(TypeError):
         super().__init__(f"invalid type: {describe_json(value)}, expected {expected}")
 
 
+def expected_one_of(variants: typing.Iterable[Any]) -> str:
+    """serde's `OneOf`: "`a`", "`a` or `b`", or "one of `a`, `b`, `c`"."""
+    names = [f"`{v}`" for v in variants]
+    if not names:
+        return "there are no variants"
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} or {names[1]}"
+    return "one of " + ", ".join(names)
+
+
 class UnknownVariantError(ValueError):
     def __init__(self, value: Any, variants: typing.Iterable[Any]) -> None:
-        listed = ", ".join(f"`{v}`" for v in variants)
-        super().__init__(f"unknown variant `{value}`, expected one of {listed}")
+        super().__init__(f"unknown variant `{value}`, expected {expected_one_of(variants)}")
+
+
+_RUST_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
+
+
+def rust_debug_str(text: str) -> str:
+    """A string as Rust's `{:?}` writes it (serde quotes strings that way in errors)."""
+    out = []
+    for ch in text:
+        if ch in _RUST_ESCAPES:
+            out.append(_RUST_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{{{ord(ch):x}}}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def rust_float(value: float) -> str:
+    """A float as serde's `Unexpected::Float` writes it: plain decimal, with a `.0` if whole."""
+    text = format(decimal.Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
 
 
 def describe_json(value: Any) -> str:
@@ -61,9 +95,9 @@ def describe_json(value: Any) -> str:
     if isinstance(value, int):
         return f"integer `{value}`"
     if isinstance(value, float):
-        return f"floating point `{value}`"
+        return f"floating point `{rust_float(value)}`"
     if isinstance(value, str):
-        return f'string "{value}"'
+        return f"string {rust_debug_str(value)}"
     if isinstance(value, list):
         return "sequence"
     return "map"
@@ -158,10 +192,11 @@ def _build() -> OrjsonConverter:
 
     def enum_factory(t: Any) -> Callable[[Any, Any], Any]:
         by_value = {m.value: m for m in t}
+        value_types = {type(v) for v in by_value}
 
         def structure(value: Any, _: Any) -> Any:
-            if type(value) is not str and type(value) is not int:
-                raise WireTypeError(value, f"enum {t.__name__}")
+            if type(value) not in value_types:
+                raise WireTypeError(value, "string or map")
             try:
                 return by_value[value]
             except KeyError:

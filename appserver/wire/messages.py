@@ -7,6 +7,7 @@ a message that fits none of them, or is not JSON, is reported as `Undecodable` a
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -62,11 +63,23 @@ class Undecodable:
 _NO_VARIANT = "data did not match any variant of untagged enum JSONRPCMessage"
 
 
+#: serde_json's recursion limit: deeper input is an error there.
+MAX_DEPTH = 127
+
+
 def decode(frame: bytes | str) -> Message | Undecodable:
     try:
         value = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
         return Undecodable(str(exc))
+    raw = frame.encode() if isinstance(frame, str) else frame
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        return Undecodable("recursion limit exceeded")
+    if type(value) is dict and _has_duplicate_top_level_keys(raw, value):
+        value = _without_duplicated_fields(raw)
+    if b"-0" in raw:
+        # serde_json reads `-0` as a float, which is no request id (rare: parse again).
+        value = _with_negative_zero(raw)
     if type(value) is dict:
         message = _from_object(value)
     elif type(value) is list:
@@ -76,17 +89,80 @@ def decode(frame: bytes | str) -> Message | Undecodable:
     return message if message is not None else Undecodable(_NO_VARIANT)
 
 
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        if type(current) is dict:
+            children: Any = current.values()
+        elif type(current) is list:
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+_MESSAGE_KEYS = (b'"id"', b'"method"', b'"params"', b'"result"', b'"error"', b'"trace"')
+
+
+def _has_duplicate_top_level_keys(raw: bytes, value: dict[str, Any]) -> bool:
+    # Cheap filter first: a key can only be repeated if its text occurs twice.
+    return any(raw.count(key) > 1 for key in _MESSAGE_KEYS)
+
+
+class _Repeated:
+    """A field serde refuses because it appears twice: it matches no type."""
+
+
+_REPEATED: Any = _Repeated()
+
+
+def _without_duplicated_fields(raw: bytes) -> Any:
+    """The top-level object with every repeated member replaced by a value no field accepts
+    (serde fails a struct with a repeated field: a repeated `id` makes a request a
+    notification, a repeated `method` matches nothing)."""
+    pairs = json.loads(raw, object_pairs_hook=lambda p: p)
+    counts: dict[str, int] = {}
+    for key, _ in pairs:
+        counts[key] = counts.get(key, 0) + 1
+    return {key: _REPEATED if counts[key] > 1 else _objects(item) for key, item in pairs}
+
+
+def _objects(value: Any) -> Any:
+    """Nested pair lists (from `object_pairs_hook`) back into dicts."""
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(p, tuple) and len(p) == 2 for p in value)
+    ):
+        return {k: _objects(v) for k, v in value}
+    if isinstance(value, list):
+        return [_objects(v) for v in value]
+    return value
+
+
+def _with_negative_zero(raw: bytes) -> Any:
+    return json.loads(raw, parse_int=lambda s: -0.0 if s == "-0" else int(s))
+
+
 def _is_trace(value: Any) -> bool:
     if value is None:
         return True
+    if type(value) is list:  # serde accepts a struct as the sequence of its fields
+        return len(value) <= 2 and all(v is None or type(v) is str for v in value)
     if type(value) is not dict:
         return False
-    return all(
-        value.get(k) is None or type(value.get(k)) is str for k in ("traceparent", "tracestate")
-    )
+    fields = (value.get("traceparent"), value.get("tracestate"))
+    return all(v is None or type(v) is str for v in fields)
 
 
 def _error_object(value: Any) -> ErrorObject | None:
+    if type(value) is list and len(value) == 3:  # `[code, data, message]`, declaration order
+        value = {"code": value[0], "data": value[1], "message": value[2]}
     if type(value) is not dict:
         return None
     code, message = value.get("code"), value.get("message")
