@@ -135,12 +135,55 @@ def _relay(command: str, args: list[str]) -> int:
     return trio.run(functools.partial(attach, sock, start=options.start, home=home))
 
 
+def daemon_parser() -> argparse.ArgumentParser:
+    from appserver.daemon import STOP_GRACE_SECONDS
+
+    parser = argparse.ArgumentParser(
+        prog="appserver daemon",
+        description=(
+            "Manage a detached `appserver --listen unix://` server for the home. Each command "
+            "prints one JSON object."
+        ),
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "start": "start the server unless one answers (idempotent)",
+        "stop": "stop the server this home's daemon started (SIGTERM, then SIGKILL)",
+        "restart": "stop the server if running, then start one",
+        "status": "report whether a server is running and its version",
+    }
+    for name, text in helps.items():
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
+        if name in ("stop", "restart"):
+            command.add_argument(
+                "--grace",
+                type=_positive_float,
+                default=STOP_GRACE_SECONDS,
+                metavar="SECONDS",
+                help=f"wait after SIGTERM before SIGKILL (default {STOP_GRACE_SECONDS:g})",
+            )
+    return parser
+
+
+def _daemon(args: list[str]) -> int:
+    from appserver import daemon
+
+    options = daemon_parser().parse_args(args)
+    configure_logging("WARNING")
+    home = resolve_home(options.home)
+    grace = getattr(options, "grace", daemon.STOP_GRACE_SECONDS)
+    return daemon.main(options.command, home, grace=grace)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["app-server"]:
         args = args[1:]
     if args[:1] in (["proxy"], ["attach"]):
         return _relay(args[0], args[1:])
+    if args[:1] == ["daemon"]:
+        return _daemon(args[1:])
     options = serve_parser().parse_args(args)
     configure_logging(options.log_level)
 
