@@ -118,6 +118,8 @@ class Connection:
         self._send, self._receive = trio.open_memory_channel[OutboundItem](limits.messages)
         self._space = trio.lowlevel.ParkingLot()
         self._waiters = trio.StrictFIFOLock()
+        #: Set once the writer has stopped: everything queued was written, or never will be.
+        self.flushed = trio.Event()
         #: The nursery a request handler task of this connection runs in, while reading.
         self.tasks: trio.Nursery | None = None
 
@@ -195,6 +197,7 @@ class Connection:
                         receipt.settle(True)
         finally:
             self._fail_queued()
+            self.flushed.set()
 
     def _fail_queued(self) -> None:
         self.closed = True

@@ -391,6 +391,13 @@ async def serve_listeners(
         stopped_accepting()
         deadline = math.inf if first == signal.SIGHUP else config.drain_timeout
         await drain_turns(app, deadline, signals)
+        # Let every connection write what it has queued (e.g. the last turn/completed) first.
+        remaining = router.connections
+        for connection in remaining:
+            connection.close_outbound()
+        with trio.move_on_after(DISCONNECT_GRACE_SECONDS):
+            for connection in remaining:
+                await connection.flushed.wait()
         count = router.disconnect_all()
         log.info("disconnecting %d connection(s)", count)
         connections.cancel_scope.deadline = trio.current_time() + DISCONNECT_GRACE_SECONDS
