@@ -26,7 +26,7 @@ SOCKET_QUEUE_MESSAGES: Final = 32 * 1024
 DEFAULT_QUEUE_BYTES: Final = 64 * 1024 * 1024
 #: After input ends, how long queued frames may take to be written before the connection closes.
 FLUSH_GRACE_SECONDS: Final = 2.0
-#: A writer hands at most this much to one transport write.
+#: A writer stops adding frames to a batch (one transport write) once it holds this much.
 MAX_BATCH_BYTES: Final = 256 * 1024
 
 _ids = itertools.count()
@@ -176,8 +176,13 @@ class Connection:
     # -- dequeue side (writer) ---------------------------------------------------------------
 
     async def run_writer(self, write: FrameWriter) -> None:
-        """Drain the queue in batches, one transport write per batch, until it is closed."""
+        """Drain the queue in batches, one transport write per batch, until it is closed.
+
+        A batch stops growing once it holds `MAX_BATCH_BYTES` (the frame that crosses the line
+        is still in it).
+        """
         receive = self._receive
+        batch: list[OutboundItem] = []
         try:
             async for first in receive:
                 batch = [first]
@@ -195,7 +200,11 @@ class Connection:
                 for _, receipt in batch:
                     if receipt is not None:
                         receipt.settle(True)
+                batch = []
         finally:
+            for _, receipt in batch:  # the write in progress failed or was cancelled
+                if receipt is not None:
+                    receipt.settle(False)
             self._fail_queued()
             self.flushed.set()
 
@@ -253,6 +262,16 @@ async def run_connection(
             log.info("connection %s: write failed (%s); disconnecting", connection.id, exc)
             connection.disconnect()
 
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        connection.tasks = None
+        if not closed:
+            closed = True
+            handler.connection_closed(connection)
+            connection.close_outbound()
+
     handler.connection_opened(connection)
     try:
         with connection.cancel_scope:
@@ -264,14 +283,10 @@ async def run_connection(
                         await handler.handle_frame(connection, frame)
                     handler.connection_input_closed(connection)
                     tasks.cancel_scope.deadline = trio.current_time() + drain_timeout
-                connection.tasks = None
-                handler.connection_closed(connection)
-                connection.close_outbound()
+                close()
                 # What is queued gets written, unless the peer stopped reading too.
                 outer.cancel_scope.deadline = trio.current_time() + max(
                     drain_timeout, FLUSH_GRACE_SECONDS
                 )
     finally:
-        connection.tasks = None
-        handler.connection_closed(connection)
-        connection.close_outbound()
+        close()
