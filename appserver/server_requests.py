@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import attrs
@@ -69,9 +69,13 @@ class ServerRequests:
         params: Any,
         *,
         thread_id: str | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> Reply:
-        """Send to each connection and wait for the first accepted reply."""
+        """Send to each connection and wait for the first accepted reply. `on_sent` learns the
+        request's id before anything is sent."""
         request_id = next(self._ids)
+        if on_sent is not None:
+            on_sent(request_id)
         targets = list(connection_ids)
         pending = _Pending(Request(request_id, method, params), set(targets), thread_id)
         self._pending[request_id] = pending

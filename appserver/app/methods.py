@@ -108,7 +108,10 @@ def register(registry: Registry, threads: Threads) -> None:
 
         return announce
 
-    def apply_overrides(state: ThreadState, params: Any) -> None:
+    def apply_overrides(state: ThreadState, params: Any) -> bool:
+        """Apply the session fields a request overrides; True if anything changed."""
+        before = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
+        before_sandbox = state.sandbox
         if getattr(params, "cwd", None):
             state.cwd = _absolute(params.cwd, state.cwd)
         if getattr(params, "model", None):
@@ -119,6 +122,8 @@ def register(registry: Registry, threads: Threads) -> None:
             state.approvals_reviewer = params.approvals_reviewer
         if getattr(params, "sandbox", None) in SANDBOX_POLICIES:
             state.sandbox = SANDBOX_POLICIES[params.sandbox]
+        after = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
+        return after != before or state.sandbox != before_sandbox
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -148,7 +153,8 @@ def register(registry: Registry, threads: Threads) -> None:
         ctx: RequestContext, params: v2.ThreadResumeParams
     ) -> v2.ThreadSessionResponse:
         loaded = await threads.load(params.thread_id)
-        apply_overrides(loaded.state, params)
+        if apply_overrides(loaded.state, params):
+            await threads.save(loaded.state)
         threads.subscribe(loaded, ctx.connection_id)
 
         async def replay() -> None:
@@ -213,7 +219,7 @@ def register(registry: Registry, threads: Threads) -> None:
             and (not params.source_kinds or state.source in params.source_kinds)
             and (not term or term in (state.name or "").lower() or term in state.preview.lower())
         ]
-        field = SORT_FIELDS.get(params.sort_key or "updated_at", "updated_at")
+        field = SORT_FIELDS.get(params.sort_key or "created_at", "created_at")
         page, next_cursor = _paginate(
             rows,
             lambda row: (getattr(row[0], field), row[0].id),

@@ -183,7 +183,14 @@ class TurnRun:
         }
         await self.item_started(dict(item), started)
         if state.approval_policy != "never" and not self.loaded.approved_for_session:
-            decision = await self._ask_approval(item, reason, started)
+            try:
+                decision = await self._ask_approval(item, reason, started)
+            except BaseException:
+                # Interrupted while waiting: the command never runs; its item still completes.
+                item["status"] = "declined"
+                with trio.CancelScope(shield=True):
+                    await self.item_completed(item, started)
+                raise
             if decision == "acceptForSession":
                 self.loaded.approved_for_session = True
             if decision not in ACCEPTING_DECISIONS:
@@ -214,19 +221,28 @@ class TurnRun:
         }
         self.loaded.waiting_on_approval += 1
         await self.threads.status_changed(self.loaded)
+        requests = self.threads.server_requests
+        request_id: int | None = None
+
+        def sent(new_id: int) -> None:
+            nonlocal request_id
+            request_id = new_id
+
         try:
-            reply = await self.threads.server_requests.request(
+            reply = await requests.request(
                 self.loaded.subscribers,
                 "item/commandExecution/requestApproval",
                 params,
                 thread_id=self.thread_id,
+                on_sent=sent,
             )
         finally:
             self.loaded.waiting_on_approval -= 1
-        await self.notify(
-            "serverRequest/resolved", {"threadId": self.thread_id, "requestId": reply.request_id}
-        )
-        await self.threads.status_changed(self.loaded)
+            with trio.CancelScope(shield=True):
+                # Also when interrupted: clients take the prompt down.
+                resolved = {"threadId": self.thread_id, "requestId": request_id}
+                await self.notify("serverRequest/resolved", resolved)
+                await self.threads.status_changed(self.loaded)
         if reply.error is not None or not isinstance(reply.result, dict):
             return "decline"
         decision = reply.result.get("decision")

@@ -29,7 +29,12 @@ def load_agent(spec: str) -> Agent:
                 target = getattr(target, part)
         except (ImportError, AttributeError) as exc:
             raise AgentError(f"cannot load agent {spec!r}: {exc}") from exc
-        agent = target() if callable(target) and not isinstance(target, Agent) else target
+        # A class (or factory) is called for an instance; a runtime-checkable Protocol would
+        # accept the class itself, whose run_turn is unbound.
+        is_factory = isinstance(target, type) or (
+            callable(target) and not isinstance(target, Agent)
+        )
+        agent = target() if is_factory else target
     else:
         raise AgentError(f"unknown agent {spec!r}; built in: {', '.join(BUILT_IN)}")
     if not isinstance(agent, Agent):
