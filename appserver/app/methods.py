@@ -419,7 +419,12 @@ def register(registry: Registry, threads: Threads) -> None:
             client_user_message_id=client_user_message_id,
         )
         loaded.active = run
-        await threads.save_turn(state, turn)
+        try:
+            await threads.save_turn(state, turn)
+        except BaseException:
+            state.turns.remove(turn)
+            loaded.active = None
+            raise
         return run
 
     async def start_queued(loaded: LoadedThread) -> None:

@@ -13,6 +13,7 @@ import codecs
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Sequence
@@ -44,6 +45,10 @@ def _breakdown(input_tokens: int, output_tokens: int) -> dict[str, int]:
 
 def input_text(items: Sequence[dict[str, Any]]) -> str:
     return "\n".join(str(i.get("text", "")) for i in items if i.get("type") == "text")
+
+
+class StorageError(Exception):
+    """The state store refused a write (disk full, read-only home, ...)."""
 
 
 class _Message:
@@ -319,11 +324,16 @@ class TurnRun:
         )
 
     async def _persist(self) -> None:
+        """Write the turn and its items; `StorageError` if that fails (nothing is reported
+        complete that is not on disk)."""
         with trio.move_on_after(PERSIST_TIMEOUT) as timeout:
             timeout.shield = True
-            await self.threads.save_turn(self.loaded.state, self.turn)
+            try:
+                await self.threads.save_turn(self.loaded.state, self.turn)
+            except (sqlite3.Error, OSError) as exc:
+                raise StorageError(f"could not save turn {self.turn.id}: {exc}") from exc
         if timeout.cancelled_caught:
-            log.error("persisting turn %s timed out", self.turn.id)
+            raise StorageError(f"saving turn {self.turn.id} timed out")
 
     # -- the whole turn ----------------------------------------------------------------------
 
@@ -349,11 +359,14 @@ class TurnRun:
                 "content": self._input,
             }
             started = now_ms()
-            await self.item_started(user_item, started)
-            await self.item_completed(user_item, started)
             with self.cancel_scope:
                 try:
+                    await self.item_started(user_item, started)
+                    await self.item_completed(user_item, started)
                     await self.agent.run_turn(self)
+                except StorageError as exc:
+                    log.error("turn %s failed: %s", turn.id, exc)
+                    error = {"message": str(exc)}
                 except Exception as exc:
                     log.exception("agent %s failed in turn %s", self.agent.name, turn.id)
                     error = {"message": f"agent {self.agent.name} failed: {exc}"}
@@ -403,7 +416,11 @@ class TurnRun:
         turn.completed_at = now_s()
         turn.duration_ms = int((time.monotonic() - self._started_monotonic) * 1000)
         loaded.state.touch()
-        await self._persist()
+        try:
+            await self._persist()
+        except StorageError as exc:
+            # Best effort: the turn still ends; after a restart it reads back as interrupted.
+            log.error("%s; reporting the turn %s anyway", exc, status)
         await self.notify("turn/completed", {"threadId": loaded.state.id, "turn": turn.to_wire()})
         loaded.active = None
         await self.threads.status_changed(loaded)
