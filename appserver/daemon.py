@@ -362,14 +362,25 @@ def _signal(record: PidRecord, signum: signal.Signals) -> None:
             os.kill(record.pid, signum)
 
 
+def _has_exited(record: PidRecord) -> bool:
+    """Gone, or a zombie whose every thread has exited: only then are its files (the listening
+    socket) closed. A multithreaded process's leader shows `Z` while other threads still run."""
+    if is_running(record):
+        return False
+    try:
+        return len(os.listdir(f"/proc/{record.pid}/task")) <= 1
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 async def _wait_exit(record: PidRecord, within: float) -> bool:
-    """Poll until the recorded process is gone (or a zombie); False if `within` passes."""
+    """Poll until the recorded process has fully exited; False if `within` passes."""
     with trio.move_on_after(within):
         while True:
-            if not is_running(record):
+            if _has_exited(record):
                 return True
             await trio.sleep(EXIT_POLL_SECONDS)
-    return not is_running(record)
+    return _has_exited(record)
 
 
 async def _remove_stale_socket(paths: DaemonPaths) -> None:
