@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint typecheck unit clean
+.PHONY: test run lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/appserver --listen unix://
+
+# All scenarios, appserver and codex interleaved when the codex binary exists (< 10 min);
+# e.g. `make bench BENCH_ARGS=--quick` (< 2 min). Results: benchmarks/results/.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
