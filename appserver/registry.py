@@ -40,9 +40,11 @@ class Method:
     handler: Handler
     params_type: type | None = None
     experimental: bool = False
+    #: A plain function answers inline; a coroutine function runs as a task.
+    inline: bool = attrs.field(init=False)
 
-    @property
-    def inline(self) -> bool:
+    @inline.default
+    def _inline(self) -> bool:
         return not inspect.iscoroutinefunction(self.handler)
 
     def decode_params(self, raw: Any) -> Any:

@@ -99,6 +99,18 @@ class Router:
     async def broadcast(self, message: Notification) -> None:
         """To every initialized connection that has not opted out of the method."""
         targets = [c for c in self._connections.values() if c.ready and not self.skips(c, message)]
+        await self._fan_out(targets, message)
+
+    async def multicast(self, connection_ids: Iterable[int], message: Notification) -> None:
+        """To each of these connections (initialized or not), encoded once."""
+        targets = []
+        for connection_id in connection_ids:
+            connection = self._connections.get(connection_id)
+            if connection is not None and not self.skips(connection, message):
+                targets.append(connection)
+        await self._fan_out(targets, message)
+
+    async def _fan_out(self, targets: list[Connection], message: Notification) -> None:
         if not targets:
             return
         data = encode(message)

@@ -178,9 +178,7 @@ class Threads:
         await self.router.broadcast(Notification(method, params))
 
     async def to_subscribers(self, loaded: LoadedThread, method: str, params: Any) -> None:
-        message = Notification(method, params)
-        for connection_id in list(loaded.subscribers):
-            await self.router.send(connection_id, message)
+        await self.router.multicast(list(loaded.subscribers), Notification(method, params))
 
     async def status_changed(self, loaded: LoadedThread) -> None:
         await self.broadcast(

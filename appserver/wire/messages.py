@@ -210,27 +210,30 @@ def _from_sequence(seq: list[Any]) -> Message | None:
 def _error_dict(error: ErrorObject) -> dict[str, Any]:
     out: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.data is not None:
-        out["data"] = unstructure(error.data)
+        out["data"] = error.data
     return out
 
 
 def to_wire(message: Message) -> dict[str, Any]:
-    """The JSON object for an outgoing message. Notifications carry `emittedAtMs` like Codex."""
+    """The JSON object for an outgoing message (attrs values inside are left as they are; see
+    `encode`). Notifications carry `emittedAtMs` like Codex."""
     if isinstance(message, Notification):
         out: dict[str, Any] = {"method": message.method}
         if message.params is not None:
-            out["params"] = unstructure(message.params)
+            out["params"] = message.params
         out["emittedAtMs"] = time.time_ns() // 1_000_000
         return out
     if isinstance(message, Response):
-        return {"id": message.id, "result": unstructure(message.result)}
+        return {"id": message.id, "result": message.result}
     if isinstance(message, ErrorResponse):
         return {"error": _error_dict(message.error), "id": message.id}
     out = {"id": message.id, "method": message.method}
     if message.params is not None:
-        out["params"] = unstructure(message.params)
+        out["params"] = message.params
     return out
 
 
 def encode(message: Message) -> bytes:
-    return orjson.dumps(to_wire(message))
+    # orjson serializes dicts, lists and scalars itself and hands only what it does not know
+    # (attrs instances) to the converter.
+    return orjson.dumps(to_wire(message), default=unstructure)
