@@ -10,8 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appserver import __version__
-from appserver.connection import DEFAULT_QUEUE_BYTES
-from appserver.home import resolve_home
+from appserver.home import (
+    HomeError,
+    StartupLock,
+    acquire_startup_lock,
+    control_socket_path,
+    resolve_home,
+)
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
 from appserver.logs import configure_logging
 from appserver.transport.auth import AuthArgs, AuthMode
@@ -19,8 +24,10 @@ from appserver.transport.listen import (
     DEFAULT_LISTEN_URL,
     ListenTarget,
     ListenUrlError,
+    Unix,
     parse_listen_url,
 )
+from appserver.transport.unix import SocketPathError, prepare_socket_path
 
 
 def _listen(value: str) -> ListenTarget:
@@ -63,7 +70,7 @@ def serve_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outbound-queue-bytes",
         type=int,
-        default=DEFAULT_QUEUE_BYTES,
+        default=64 * 1024 * 1024,
         metavar="N",
         help="per-connection outbound byte budget (default 64 MiB)",
     )
@@ -122,7 +129,6 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
 def _relay(command: str, args: list[str]) -> int:
     import trio
 
-    from appserver.home import control_socket_path
     from appserver.relay.attach import attach
     from appserver.relay.proxy import proxy
 
@@ -176,6 +182,25 @@ def _daemon(args: list[str]) -> int:
     return daemon.main(options.command, home, grace=grace)
 
 
+def _early_startup(listen: ListenTarget, home: Path) -> StartupLock | None:
+    """Take the startup lock and refuse a taken socket before the server is even imported
+    (importing trio and the rest costs ~0.25 s of CPU: a launch storm's losers wait idle on
+    the lock, then leave at once). None after printing the refusal."""
+    try:
+        lock = acquire_startup_lock(home)
+    except (HomeError, OSError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return None
+    if isinstance(listen, Unix):
+        try:
+            prepare_socket_path(listen.path or control_socket_path(home))
+        except (SocketPathError, HomeError) as exc:
+            lock.release()
+            print(f"Error: {exc}", file=sys.stderr)
+            return None
+    return lock
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["app-server"]:
@@ -187,12 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = serve_parser().parse_args(args)
     configure_logging(options.log_level)
 
+    listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
+    home = resolve_home(options.home)
+    lock = _early_startup(listen, home)
+    if lock is None:
+        return 1
+
     from appserver.server import ServerConfig, run
 
-    listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
     config = ServerConfig(
         listen=listen,
-        home=resolve_home(options.home),
+        home=home,
         drain_timeout=options.drain_timeout,
         queue_bytes=options.outbound_queue_bytes,
         max_in_flight=options.max_in_flight,
@@ -208,4 +238,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_clock_skew_seconds=options.ws_max_clock_skew_seconds,
         ),
     )
-    return run(config)
+    return run(config, lock)

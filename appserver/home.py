@@ -19,8 +19,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
-import trio
-
 HOME_ENV: Final = "APPSERVER_HOME"
 CONTROL_DIR_NAME: Final = "app-server-control"
 CONTROL_SOCKET_NAME: Final = "app-server-control.sock"
@@ -133,6 +131,26 @@ class StartupLock:
         os.close(self.fd)
 
 
+def _inherited_lock_fd() -> int | None:
+    inherited = os.environ.pop(INHERITED_LOCK_FD_ENV, None)
+    return int(inherited) if inherited is not None and inherited.isdigit() else None
+
+
+def acquire_startup_lock(home: Path) -> StartupLock:
+    """Take the home's startup lock, blocking the calling thread (before any event loop runs).
+
+    A launch takes it first thing, before importing the server: concurrent launches then wait
+    idle instead of competing for the CPU, and the losers find the winner already listening.
+    """
+    fd = _inherited_lock_fd()
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # our open file description holds it already
+        return StartupLock(fd)
+    path = startup_lock_path(home)
+    prepare_private_directory(path.parent)
+    return StartupLock(_LockWaiter(path).acquire_blocking())
+
+
 @asynccontextmanager
 async def startup_lock(home: Path) -> AsyncIterator[StartupLock]:
     """Hold the home's exclusive startup lock (flock) without blocking the trio loop.
@@ -140,10 +158,12 @@ async def startup_lock(home: Path) -> AsyncIterator[StartupLock]:
     Released with LOCK_UN on exit, unless handed off to a process launched with the fd (see
     `INHERITED_LOCK_FD_ENV`); that process then releases it once it has bound.
     """
+    import trio  # not at module level: the CLI takes the lock before importing trio
+
     path = startup_lock_path(home)
-    inherited = os.environ.pop(INHERITED_LOCK_FD_ENV, None)
-    if inherited is not None and inherited.isdigit():
-        fd = int(inherited)
+    inherited = _inherited_lock_fd()
+    if inherited is not None:
+        fd = inherited
         await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
     else:
         prepare_private_directory(path.parent)

@@ -16,6 +16,7 @@ import math
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -35,7 +36,13 @@ from appserver.connection import (
     QueueLimits,
     run_connection,
 )
-from appserver.home import HomeError, control_socket_path, startup_lock, state_db_path
+from appserver.home import (
+    HomeError,
+    StartupLock,
+    control_socket_path,
+    startup_lock,
+    state_db_path,
+)
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Ingress
 from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
@@ -151,11 +158,20 @@ class Started:
     socket_identity: SocketIdentity | None = None
 
 
-async def start(config: ServerConfig) -> Started:
-    """Everything that must not race another launch on this home, under its startup lock."""
+@asynccontextmanager
+async def _held(lock: StartupLock) -> AsyncIterator[StartupLock]:
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+async def start(config: ServerConfig, lock: StartupLock | None = None) -> Started:
+    """Everything that must not race another launch on this home, under its startup lock
+    (`lock` if the caller already holds it; it is released before this returns)."""
     socket_path = socket_path_for(config)
     try:
-        async with startup_lock(config.home):
+        async with startup_lock(config.home) if lock is None else _held(lock):
             if socket_path is not None:
                 prepare_socket_path(socket_path)
             try:
@@ -203,13 +219,15 @@ def websocket_front(config: ServerConfig) -> FrontPolicy:
     )
 
 
-async def serve(config: ServerConfig) -> None:
+async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
     if isinstance(config.listen, Off):
+        if lock is not None:
+            lock.release()
         raise StartupError(NO_TRANSPORT_MESSAGE)
     agents = load_agents(config.agents)
     if isinstance(config.listen, Stdio):
         receive, send = claim_stdio()
-        started = await start(config)
+        started = await start(config, lock)
         try:
             async with trio.open_nursery() as turns:
                 app = build_app(config, started.store, turns, agents)
@@ -227,7 +245,7 @@ async def serve(config: ServerConfig) -> None:
         origin, policy, headers = Origin.UNIX, UNIX_FRONT, [MAX_UNFRAGMENTED_HEADER]
     socket_path = socket_path_for(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        started = await start(config)
+        started = await start(config, lock)
 
         def stopped_accepting() -> None:
             if socket_path is not None:
@@ -403,9 +421,9 @@ async def serve_listeners(
         connections.cancel_scope.deadline = trio.current_time() + DISCONNECT_GRACE_SECONDS
 
 
-def run(config: ServerConfig) -> int:
+def run(config: ServerConfig, lock: StartupLock | None = None) -> int:
     try:
-        trio.run(serve, config)
+        trio.run(serve, config, lock)
     except StartupError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -14,11 +14,12 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import Final
-
-import trio
+from typing import TYPE_CHECKING, Final
 
 from appserver.home import prepare_private_directory
+
+if TYPE_CHECKING:
+    import trio
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def prepare_socket_path(path: Path) -> None:
 
 def bind_listener(path: Path, backlog: int = socket.SOMAXCONN) -> trio.SocketListener:
     """Bind and listen at `path` with mode 0600. The caller has prepared the path."""
+    import trio  # this module is also used before trio is imported (the CLI's early checks)
+
     prepare_private_directory(path.parent)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
