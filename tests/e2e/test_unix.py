@@ -134,14 +134,6 @@ async def test_ping_is_answered(procs: Processes, home: Path) -> None:
         await initialize(ws)
 
 
-@pytest.mark.skip(
-    reason="a message over the 64 MiB limit is too expensive end to end; "
-    "covered by tests/transport/test_websocket.py (closes with 1009)"
-)
-async def test_a_message_over_the_size_limit_closes_the_connection() -> None:
-    raise AssertionError("unreachable")
-
-
 async def test_raw_json_line_instead_of_an_upgrade_is_closed(procs: Processes, home: Path) -> None:
     await procs.serve(home)
     sock = default_socket(home)
