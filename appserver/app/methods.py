@@ -108,19 +108,19 @@ def register(registry: Registry, threads: Threads) -> None:
 
         return announce
 
-    def apply_overrides(state: ThreadState, params: Any) -> bool:
+    def apply_overrides(state: ThreadState, params: v2.SessionOverrides) -> bool:
         """Apply the session fields a request overrides; True if anything changed."""
         before = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
         before_sandbox = state.sandbox
-        if getattr(params, "cwd", None):
+        if params.cwd:
             state.cwd = _absolute(params.cwd, state.cwd)
-        if getattr(params, "model", None):
+        if params.model:
             state.model = threads.agent_for(params.model).name
-        if getattr(params, "approval_policy", None) is not None:
+        if params.approval_policy is not None:
             state.approval_policy = params.approval_policy
-        if getattr(params, "approvals_reviewer", None):
+        if params.approvals_reviewer:
             state.approvals_reviewer = params.approvals_reviewer
-        if getattr(params, "sandbox", None) in SANDBOX_POLICIES:
+        if params.sandbox in SANDBOX_POLICIES:
             state.sandbox = SANDBOX_POLICIES[params.sandbox]
         after = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
         return after != before or state.sandbox != before_sandbox
@@ -244,22 +244,25 @@ def register(registry: Registry, threads: Threads) -> None:
         page = ids[:size]
         return {"data": page, "nextCursor": page[-1] if len(ids) > size else None}
 
-    @method("thread/archive", v2.ThreadIdParams)
-    async def thread_archive(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
-        state, _ = await threads.find(params.thread_id)
-        state.archived = True
+    async def set_archived(
+        ctx: RequestContext, thread_id: str, archived: bool
+    ) -> tuple[ThreadState, dict[str, Any]]:
+        state, status = await threads.find(thread_id)
+        state.archived = archived
         state.touch()
         await threads.save(state)
-        ctx.after_reply(lambda: threads.broadcast("thread/archived", {"threadId": state.id}))
+        method = "thread/archived" if archived else "thread/unarchived"
+        ctx.after_reply(lambda: threads.broadcast(method, {"threadId": state.id}))
+        return state, status
+
+    @method("thread/archive", v2.ThreadIdParams)
+    async def thread_archive(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
+        await set_archived(ctx, params.thread_id, True)
         return {}
 
     @method("thread/unarchive", v2.ThreadIdParams)
     async def thread_unarchive(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
-        state, status = await threads.find(params.thread_id)
-        state.archived = False
-        state.touch()
-        await threads.save(state)
-        ctx.after_reply(lambda: threads.broadcast("thread/unarchived", {"threadId": state.id}))
+        state, status = await set_archived(ctx, params.thread_id, False)
         return {"thread": state.to_wire(status)}
 
     @method("thread/delete", v2.ThreadIdParams)

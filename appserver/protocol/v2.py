@@ -85,14 +85,23 @@ class ThreadSessionResponse:
 # -- thread params ---------------------------------------------------------------------------
 
 
-@attrs.frozen
-class ThreadStartParams:
+@attrs.frozen(kw_only=True)
+class SessionOverrides:
+    """The session settings thread/start, thread/resume, thread/fork and turn/start may set."""
+
     cwd: str | None = None
     model: str | None = None
-    model_provider: str | None = None
     approval_policy: Any = None
     approvals_reviewer: str | None = None
     sandbox: str | None = None
+
+    def experimental_reason(self) -> str | None:
+        return approval_policy_experimental_reason(self.approval_policy)
+
+
+@attrs.frozen(kw_only=True)
+class ThreadStartParams(SessionOverrides):
+    model_provider: str | None = None
     ephemeral: bool | None = None
     thread_source: str | None = None
     service_tier: str | None = None
@@ -109,18 +118,10 @@ class ThreadStartParams:
     runtime_workspace_roots: Any = _experimental()
     selected_capability_roots: Any = _experimental()
 
-    def experimental_reason(self) -> str | None:
-        return approval_policy_experimental_reason(self.approval_policy)
 
-
-@attrs.frozen
-class ThreadResumeParams:
+@attrs.frozen(kw_only=True)
+class ThreadResumeParams(SessionOverrides):
     thread_id: str
-    cwd: str | None = None
-    model: str | None = None
-    approval_policy: Any = None
-    approvals_reviewer: str | None = None
-    sandbox: str | None = None
     exclude_turns: bool = False
     history: Any = _experimental()
     initial_turns_page: Any = _experimental()
@@ -128,18 +129,10 @@ class ThreadResumeParams:
     permissions: Any = _experimental()
     runtime_workspace_roots: Any = _experimental()
 
-    def experimental_reason(self) -> str | None:
-        return approval_policy_experimental_reason(self.approval_policy)
 
-
-@attrs.frozen
-class ThreadForkParams:
+@attrs.frozen(kw_only=True)
+class ThreadForkParams(SessionOverrides):
     thread_id: str
-    cwd: str | None = None
-    model: str | None = None
-    approval_policy: Any = None
-    approvals_reviewer: str | None = None
-    sandbox: str | None = None
     ephemeral: bool = False
     exclude_turns: bool = False
     last_turn_id: str | None = None
@@ -152,9 +145,6 @@ class ThreadForkParams:
     path: Any = _experimental()
     permissions: Any = _experimental()
     runtime_workspace_roots: Any = _experimental()
-
-    def experimental_reason(self) -> str | None:
-        return approval_policy_experimental_reason(self.approval_policy)
 
 
 @attrs.frozen
@@ -234,13 +224,10 @@ class ThreadBackgroundTerminalsListParams:
 # -- turn params -----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class TurnStartParams:
+@attrs.frozen(kw_only=True)
+class TurnStartParams(SessionOverrides):
     thread_id: str
     input: list[JsonObject]
-    cwd: str | None = None
-    model: str | None = None
-    approval_policy: Any = None
     output_schema: Any = None
     client_user_message_id: str | None = None
     additional_context: Any = _experimental()
@@ -252,9 +239,6 @@ class TurnStartParams:
     responsesapi_client_metadata: Any = _experimental()
     responsesapi_client_metadata_patch: Any = _experimental()
     runtime_workspace_roots: Any = _experimental()
-
-    def experimental_reason(self) -> str | None:
-        return approval_policy_experimental_reason(self.approval_policy)
 
 
 @attrs.frozen
