@@ -130,21 +130,6 @@ def build_app(
     return App(processor, threads)
 
 
-def build_processor(config: ServerConfig) -> Processor:
-    """A processor with only the stateless methods (for in-process connection-layer tests)."""
-    registry = Registry()
-    router = Router()
-    processor = Processor(
-        registry,
-        router,
-        ServerRequests(router),
-        ServerInfo(home=str(config.home), version=__version__),
-        Ingress(config.max_in_flight, config.max_in_flight_per_connection),
-    )
-    static.register(registry)
-    return processor
-
-
 def socket_path_for(config: ServerConfig) -> Path | None:
     if isinstance(config.listen, Unix):
         return config.listen.path or control_socket_path(config.home)

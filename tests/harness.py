@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import orjson
 import trio
 
+from appserver import __version__
+from appserver.app import static
 from appserver.connection import Connection, Origin, QueueLimits
 from appserver.ingress import Ingress
-from appserver.processor import Processor
-from appserver.server import ServerConfig, build_processor
-from appserver.transport.listen import Stdio
+from appserver.processor import Processor, ServerInfo
+from appserver.registry import Registry
+from appserver.router import Router
+from appserver.server_requests import ServerRequests
 
 
 def make_processor(*, ingress: Ingress | None = None, **info: Any) -> Processor:
-    processor = build_processor(ServerConfig(listen=Stdio(), home=Path("/tmp/appserver-test")))
+    """A processor with only the stateless methods: the connection layer without an app."""
+    router = Router()
+    processor = Processor(
+        Registry(), router, ServerRequests(router), ServerInfo("/tmp/appserver-test", __version__)
+    )
+    static.register(processor.registry)
     if ingress is not None:
         processor.ingress = ingress
     if info:
