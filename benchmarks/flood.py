@@ -12,7 +12,15 @@ from typing import Any, Final
 import orjson
 import trio
 
-from benchmarks.client import Channel, Closed, Rpc, WsChannel, connect_unix, open_ws, request_text
+from benchmarks.client import (
+    Channel,
+    Closed,
+    Rpc,
+    connect_unix,
+    open_raw_ws,
+    open_ws,
+    request_text,
+)
 from benchmarks.servers import Server
 
 FLOOD_AGENT: Final = "benchmarks.agents:FloodAgent"
@@ -57,14 +65,18 @@ class Subscriber:
 
 
 async def open_subscribers(
-    nursery: trio.Nursery, server: Server, count: int, **ws_options: Any
-) -> list[WsChannel]:
+    nursery: trio.Nursery, server: Server, count: int, *, raw: bool = False, **ws_options: Any
+) -> list[Channel]:
+    """`count` initialized connections; `raw` ones parse frames themselves (fast readers)."""
     assert server.socket_path is not None
     path = server.socket_path
-    channels: list[WsChannel] = []
+    channels: list[Channel] = []
 
     async def one() -> None:
-        channel = await open_ws(nursery, await connect_unix(path), **ws_options)
+        stream = await connect_unix(path)
+        channel: Channel = (
+            await open_raw_ws(stream) if raw else await open_ws(nursery, stream, **ws_options)
+        )
         await Rpc(channel).initialize("bench-subscriber")
         channels.append(channel)
 

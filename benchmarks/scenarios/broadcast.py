@@ -75,7 +75,7 @@ class Broadcast(Scenario):
     async def _one(self, server: Server, size: int, subscribers: int, settings: Settings) -> Row:
         count = flood_count(settings, size, subscribers)
         async with trio.open_nursery() as nursery:
-            channels = await open_subscribers(nursery, server, subscribers)
+            channels = await open_subscribers(nursery, server, subscribers, raw=True)
             thread_id = await start_thread(channels[0], ephemeral=True)
             async with trio.open_nursery() as resuming:
                 for channel in channels[1:]:

@@ -90,7 +90,7 @@ class TurnEndToEnd(Scenario):
         cases = (("flood", settings.turn_text), ("echo", "hello benchmark world"))
         extra = flood_args("--log-level", "WARNING")
         async with running(target, "unix", extra=extra) as server, trio.open_nursery() as nursery:
-            (channel,) = await open_subscribers(nursery, server, 1)
+            (channel,) = await open_subscribers(nursery, server, 1, raw=True)
             for model, text in cases:
                 thread_id = await start_thread(channel, ephemeral=False, model=model)
                 await one_turn(channel, thread_id, text)  # warm-up
