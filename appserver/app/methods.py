@@ -428,6 +428,8 @@ def register(registry: Registry, threads: Threads) -> None:
             state.turns.remove(turn)
             loaded.active = None
             raise
+        # Running from now on, before its task starts: a drain beginning meanwhile waits for it.
+        threads.turn_started()
         return run
 
     async def start_queued(loaded: LoadedThread) -> None:

@@ -338,7 +338,7 @@ class TurnRun:
     # -- the whole turn ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.threads.turn_started()
+        """Run the turn; it was counted as running when it was accepted (`Threads.turn_started`)."""
         try:
             await self._run()
         finally:

@@ -858,3 +858,19 @@ async def test_thread_start_without_dynamic_tools_allows_without_experimental_ap
     )
     assert result["sandbox"] == {"type": "readOnly", "networkAccess": False}
     assert result["thread"]["id"] in app.threads.loaded
+
+
+async def test_a_turn_counts_as_running_from_its_reply_until_it_completes(
+    app: AppHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await app.client()
+    thread = await client.call("thread/start", {"cwd": "/tmp"})
+    thread_id = thread["thread"]["id"]
+    held: list[Any] = []
+    monkeypatch.setattr(app.threads, "start_turn_task", held.append)
+    await client.call("turn/start", {"threadId": thread_id, "input": text("hello")})
+    # Accepted but its task not started yet: a shutdown drain beginning now must wait for it.
+    assert app.threads.running_turns == 1
+    app.threads.turn_nursery.start_soon(held[0])
+    await client.notification("turn/completed", threadId=thread_id)
+    assert app.threads.running_turns == 0
