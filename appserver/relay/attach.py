@@ -2,7 +2,8 @@
 
 A JSON-lines client (the openai-codex SDK, a script) can share a running server this way. When
 stdin ends, attach waits until every request it forwarded has been answered, then closes the
-WebSocket and exits 0. When the server closes the connection, attach closes stdout and exits.
+WebSocket and exits 0. When the server closes the connection, attach closes stdout and exits:
+0, or 1 if requests it forwarded were left unanswered.
 """
 
 from __future__ import annotations
@@ -113,4 +114,11 @@ async def attach(path: Path, *, start: bool = False, home: Path | None = None) -
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
+    if outstanding:
+        print(
+            f"Error: the server closed the connection with {len(outstanding)} request(s) "
+            "unanswered",
+            file=sys.stderr,
+        )
+        return 1
     return 0
