@@ -22,7 +22,6 @@ import fcntl
 import functools
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -37,11 +36,17 @@ from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
 
 from appserver import __version__
 from appserver.home import (
-    INHERITED_LOCK_FD_ENV,
     HomeError,
     control_socket_path,
     prepare_private_directory,
     startup_lock,
+)
+from appserver.relay.launch import (
+    READY_POLL_SECONDS,
+    READY_TIMEOUT_SECONDS,
+    launch_detached,
+    log_tail,
+    server_command,
 )
 from appserver.transport.unix import (
     SocketPathError,
@@ -57,14 +62,11 @@ LOG_FILE_NAME: Final = "server.log"
 
 LOCK_TIMEOUT_SECONDS: Final = 75.0
 LOCK_POLL_SECONDS: Final = 0.05
-READY_TIMEOUT_SECONDS: Final = 10.0
-READY_POLL_SECONDS: Final = 0.05
 PROBE_TIMEOUT_SECONDS: Final = 2.0
 #: Longer than the server's default --drain-timeout (30 s), so a stop lets running turns finish.
 STOP_GRACE_SECONDS: Final = 40.0
 KILL_WAIT_SECONDS: Final = 5.0
 EXIT_POLL_SECONDS: Final = 0.05
-LOG_TAIL_BYTES: Final = 4096
 
 #: A Codex non-originating client name: probing never makes it the server's originator.
 PROBE_CLIENT_NAME: Final = "codex_app_server_daemon"
@@ -275,18 +277,6 @@ async def probe_server(socket: Path) -> Answer | None:
 # -- launching, waiting, stopping ------------------------------------------------------------
 
 
-def _log_tail(path: Path, since: int) -> str:
-    """What the server logged after offset `since` (its last LOG_TAIL_BYTES), as text."""
-    try:
-        with path.open("rb") as log:
-            end = log.seek(0, os.SEEK_END)
-            log.seek(max(since, end - LOG_TAIL_BYTES))
-            text = log.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
-    return f":\n{text}" if text else ""
-
-
 async def _wait_until_ready(
     paths: DaemonPaths,
     exited: Callable[[], str | None],
@@ -304,56 +294,40 @@ async def _wait_until_ready(
             if reason is not None:
                 raise DaemonError(
                     f"app server {reason} before becoming ready on {paths.socket}"
-                    + _log_tail(paths.log_file, log_offset)
+                    + log_tail(paths.log_file, log_offset)
                 )
             await trio.sleep(READY_POLL_SECONDS)
     raise DaemonError(
         f"app server did not become ready on {paths.socket} within {within:g}s"
-        + _log_tail(paths.log_file, log_offset)
+        + log_tail(paths.log_file, log_offset)
     )
 
 
 @attrs.frozen
-class Launched:
+class Started:
     process: trio.Process
     record: PidRecord
     log_offset: int
 
 
-def server_command(home: Path) -> list[str]:
-    return [sys.executable, "-m", "appserver", "--listen", "unix://", "--home", os.fspath(home)]
-
-
-async def _launch(paths: DaemonPaths) -> Launched | None:
+async def _launch(paths: DaemonPaths) -> Started | None:
     """Launch a detached server, or None if one started listening meanwhile (`attach --start`).
 
     The startup lock is handed to the server, which releases it once it has bound.
     """
-    async with startup_lock(paths.home) as lock:
-        if probe(paths.socket):
-            return None
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        log_fd = os.open(paths.log_file, flags, 0o600)
-        try:
-            log_offset = os.fstat(log_fd).st_size
-            process = await trio.lowlevel.open_process(
-                server_command(paths.home),
-                stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                start_new_session=True,
-                pass_fds=(lock.fd,),
-                env={**os.environ, INHERITED_LOCK_FD_ENV: str(lock.fd)},
-            )
-        finally:
-            os.close(log_fd)
-        lock.hand_off()
+    command = server_command(paths.home)
+    launched = await launch_detached(
+        paths.home, paths.socket, command, paths.log_file, truncate=False
+    )
+    if launched is None:
+        return None
+    process = launched.process
     start_time = process_start_time(process.pid)
     if start_time is None:  # pragma: no cover - an unreaped child always has /proc/PID/stat
         raise DaemonError(f"cannot read the start time of app server process {process.pid}")
     record = PidRecord(process.pid, start_time)
     write_pid_file(paths.pid_file, record)
-    return Launched(process, record, log_offset)
+    return Started(process, record, launched.log_offset)
 
 
 def _signal(record: PidRecord, signum: signal.Signals) -> None:

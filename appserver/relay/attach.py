@@ -18,7 +18,7 @@ import trio
 from trio_websocket import ConnectionClosed, wrap_client_stream
 
 from appserver.relay.launch import LaunchError, ensure_server
-from appserver.relay.proxy import connect_error
+from appserver.relay.proxy import connect_error, release_stdout
 from appserver.transport.stdio import LineTransport, stream_for_fd
 from appserver.wire.ids import RequestId, is_request_id
 from appserver.wire.limits import MAX_MESSAGE_BYTES
@@ -111,9 +111,7 @@ async def attach(path: Path, *, start: bool = False, home: Path | None = None) -
         except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         nursery.cancel_scope.cancel()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
+    release_stdout()
     if outstanding:
         print(
             f"Error: the server closed the connection with {len(outstanding)} request(s) "

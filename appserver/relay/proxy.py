@@ -22,6 +22,14 @@ def connect_error(path: Path, exc: OSError) -> str:
     return f"failed to connect to socket at {path}\n\nCaused by:\n    {cause}"
 
 
+def release_stdout() -> None:
+    """Point fd 1 at /dev/null: it was our last reference to the stdout pipe, so the reader
+    sees EOF now rather than when the process exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+
+
 async def proxy(path: Path) -> int:
     try:
         sock = await trio.open_unix_socket(os.fspath(path))
@@ -47,7 +55,5 @@ async def proxy(path: Path) -> int:
             pass
         nursery.cancel_scope.cancel()
     await stdout.aclose()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # our last reference to the stdout pipe: the reader now sees EOF
-    os.close(devnull)
+    release_stdout()
     return 0
