@@ -237,12 +237,10 @@ def register(registry: Registry, threads: Threads) -> None:
     def thread_loaded_list(
         ctx: RequestContext, params: v2.ThreadLoadedListParams
     ) -> dict[str, Any]:
-        ids = sorted(threads.loaded)
-        if params.cursor:
-            ids = [i for i in ids if i > params.cursor]
-        size = _page_size(params.limit)
-        page = ids[:size]
-        return {"data": page, "nextCursor": page[-1] if len(ids) > size else None}
+        page, next_cursor = _paginate(
+            list(threads.loaded), lambda i: (i,), params.cursor, params.limit, desc=False
+        )
+        return {"data": page, "nextCursor": next_cursor}
 
     async def set_archived(
         ctx: RequestContext, thread_id: str, archived: bool

@@ -874,3 +874,13 @@ async def test_a_turn_counts_as_running_from_its_reply_until_it_completes(
     app.threads.turn_nursery.start_soon(held[0])
     await client.notification("turn/completed", threadId=thread_id)
     assert app.threads.running_turns == 0
+
+
+async def test_thread_loaded_list_pages_with_its_cursor(app: AppHarness) -> None:
+    client = await app.client()
+    started = [(await client.call("thread/start", {"cwd": "/tmp"}))["thread"]["id"] for _ in "abc"]
+    first = await client.call("thread/loaded/list", {"limit": 2})
+    assert first["data"] == sorted(started)[:2]
+    assert first["nextCursor"] == sorted(started)[1]
+    rest = await client.call("thread/loaded/list", {"limit": 2, "cursor": first["nextCursor"]})
+    assert rest == {"data": sorted(started)[2:], "nextCursor": None}
