@@ -1,0 +1,12 @@
+"""Client request handlers, one module per domain."""
+
+from __future__ import annotations
+
+from appserver.app.handlers import inventories, threads, turns
+from appserver.app.threads import Threads
+from appserver.registry import Registry
+
+
+def register(registry: Registry, app_threads: Threads) -> None:
+    for domain in (threads, turns, inventories):
+        domain.register(registry, app_threads)
