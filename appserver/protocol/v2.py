@@ -7,10 +7,11 @@ inputs, sandbox policies and statuses stay JSON objects: appserver stores and ec
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
+from appserver.protocol.ask_for_approval import AskForApproval
 from appserver.wire.converter import EXPERIMENTAL_OPTIONAL, OPTIONAL
 
 JsonObject = dict[str, Any]
@@ -84,6 +85,9 @@ class ThreadSessionResponse:
 
 # -- thread params ---------------------------------------------------------------------------
 
+SandboxMode = Literal["read-only", "workspace-write", "danger-full-access"]
+ApprovalsReviewer = Literal["user", "auto_review", "guardian_subagent"]
+
 
 @attrs.frozen(kw_only=True)
 class SessionOverrides:
@@ -91,9 +95,9 @@ class SessionOverrides:
 
     cwd: str | None = None
     model: str | None = None
-    approval_policy: Any = None
-    approvals_reviewer: str | None = None
-    sandbox: str | None = None
+    approval_policy: AskForApproval | None = None
+    approvals_reviewer: ApprovalsReviewer | None = None
+    sandbox: SandboxMode | None = None
 
     def experimental_reason(self) -> str | None:
         return approval_policy_experimental_reason(self.approval_policy)
@@ -256,6 +260,22 @@ class TurnSteerParams:
     additional_context: Any = _experimental()
     responsesapi_client_metadata: Any = _experimental()
     responsesapi_client_metadata_patch: Any = _experimental()
+
+
+# -- server requests -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class CommandExecutionRequestApprovalParams:
+    thread_id: str
+    turn_id: str
+    item_id: str
+    started_at_ms: int
+    reason: str | None = None
+    command: str | None = None
+    cwd: str | None = None
+    command_actions: list[JsonObject] | None = None
+    available_decisions: list[Any] | None = _experimental()
 
 
 # -- static methods --------------------------------------------------------------------------

@@ -211,7 +211,8 @@ def _build() -> OrjsonConverter:
             if value in allowed and type(value) in {type(a) for a in allowed}:
                 return value
             if type(value) is not str:
-                raise WireTypeError(value, "a string")
+                # serde_json's words for any enum given something else than a string or map
+                raise WireTypeError(value, "string or map")
             raise UnknownVariantError(value, allowed)
 
         return structure

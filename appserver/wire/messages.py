@@ -125,20 +125,20 @@ def _without_duplicated_fields(raw: bytes) -> Any:
     """The top-level object with every repeated member replaced by a value no field accepts
     (serde fails a struct with a repeated field: a repeated `id` makes a request a
     notification, a repeated `method` matches nothing)."""
-    pairs = json.loads(raw, object_pairs_hook=lambda p: p)
+    pairs = json.loads(raw, object_pairs_hook=_Pairs)
     counts: dict[str, int] = {}
     for key, _ in pairs:
         counts[key] = counts.get(key, 0) + 1
     return {key: _REPEATED if counts[key] > 1 else _objects(item) for key, item in pairs}
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object's members in order, told apart from a JSON array (`{}` is not `[]`)."""
+
+
 def _objects(value: Any) -> Any:
     """Nested pair lists (from `object_pairs_hook`) back into dicts."""
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(p, tuple) and len(p) == 2 for p in value)
-    ):
+    if isinstance(value, _Pairs):
         return {k: _objects(v) for k, v in value}
     if isinstance(value, list):
         return [_objects(v) for v in value]

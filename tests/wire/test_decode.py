@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from appserver.wire.ids import I64_MAX, I64_MIN, is_request_id
@@ -298,6 +298,15 @@ def test_duplicate_member_fails_the_struct_that_declares_it() -> None:
     assert_decodes(b'{"method":"a","method":"b"}', NO_MATCH)
 
 
+def test_empty_objects_survive_a_repeated_key_elsewhere() -> None:
+    """Regression (issue 13, found by hypothesis): a nested object with a `method` key sends
+    the decoder down its repeated-key path, which turned every `{}` into `[]`."""
+    frame = b'{"id":1,"method":"x","params":{"a":{},"b":{"method":"m"},"c":[{}],"d":[]}}'
+    params = {"a": {}, "b": {"method": "m"}, "c": [{}], "d": []}
+    assert_decodes(frame, Request(1, "x", params))
+    assert_decodes(b'{"id":1,"id":2,"method":"x","params":{}}', Notification("x", {}))
+
+
 def test_nested_structs_may_be_sequences_too() -> None:
     """`trace` (W3cTraceContext: traceparent?, tracestate?) and `error` (code, data?, message)
     accept the sequence form exactly like the top-level message does."""
@@ -519,6 +528,8 @@ def as_parsed(value: Any) -> Any:
 
 
 @given(message_objects)
+@example({"id": 1, "method": "x", "params": {"a": {}, "b": {"method": "m"}}})
+@example({"method": "x", "params": [{}, {"id": {}}], "id": 2})
 def test_objects_decode_as_the_oracle_says(value: dict[str, Any]) -> None:
     assert_decodes(dumps(value), oracle(as_parsed(value)))
 
