@@ -419,8 +419,12 @@ class TurnRun:
         try:
             await self._persist()
         except StorageError as exc:
-            # Best effort: the turn still ends; after a restart it reads back as interrupted.
-            log.error("%s; reporting the turn %s anyway", exc, status)
+            # The turn still ends, but nothing is reported complete that is not on disk (after a
+            # restart it reads back as interrupted).
+            log.error("%s; the turn ends %s", exc, "failed" if status == "completed" else status)
+            if status == "completed":
+                turn.status, turn.error = "failed", {"message": str(exc)}
+                await self.notify("error", {**self.ids, "error": turn.error, "willRetry": False})
         await self.notify("turn/completed", {"threadId": loaded.state.id, "turn": turn.to_wire()})
         loaded.active = None
         await self.threads.status_changed(loaded)
