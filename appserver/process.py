@@ -65,6 +65,7 @@ __all__ = [
     "SandboxUnavailable",
     "Spec",
     "StdinClosed",
+    "parse_policy",
     "run",
     "spawn",
 ]
@@ -170,6 +171,13 @@ class Process:
     def running(self) -> bool:
         return self._returncode is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """As in `Result.exit_code`; None while it runs."""
+        if self._returncode is None:
+            return None
+        return TIMEOUT_EXIT_CODE if self._timed_out else _exit_code(self._returncode)
+
     # -- control -----------------------------------------------------------------------------
 
     async def write(self, data: bytes) -> None:
@@ -206,10 +214,9 @@ class Process:
 
     async def wait(self) -> Result:
         await self._done.wait()
-        assert self._returncode is not None
-        code = TIMEOUT_EXIT_CODE if self._timed_out else _exit_code(self._returncode)
+        assert self.exit_code is not None
         return Result(
-            exit_code=code,
+            exit_code=self.exit_code,
             stdout=b"".join(self._kept["stdout"]),
             stderr=b"".join(self._kept["stderr"]),
             timed_out=self._timed_out,

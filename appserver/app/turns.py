@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import codecs
 import logging
-import os
-import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 import trio
 
+from appserver import process
 from appserver.app.agents.base import Agent, CommandOutcome
+from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
 from appserver.wire.converter import unstructure
@@ -256,52 +255,56 @@ class TurnRun:
         return decision if isinstance(decision, str) else "decline"
 
     async def _execute(self, item: dict[str, Any]) -> tuple[int, str]:
+        """Run the item's command through the process runner under the thread's sandbox
+        policy; a command the sandbox refuses fails with the reason as its output."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         output: list[str] = []
         size = 0
+
+        async def stream(_: str, data: bytes, cap_reached: bool) -> None:
+            nonlocal size
+            text = decoder.decode(data)
+            if size < MAX_AGGREGATED_OUTPUT:
+                output.append(text)
+                size += len(text)
+            if text:
+                await self.notify(
+                    "item/commandExecution/outputDelta",
+                    {**self.ids, "itemId": item["id"], "delta": text},
+                )
+
+        spec = process.Spec(
+            argv=["/bin/sh", "-c", item["command"]],
+            cwd=item["cwd"],
+            sandbox=self.loaded.state.sandbox,
+            merge_stderr=True,
+            capture=False,
+        )
+        running: process.Process | None = None
         try:
-            process = await trio.lowlevel.open_process(
-                ["/bin/sh", "-c", item["command"]],
-                cwd=item["cwd"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            item["status"], item["exitCode"] = "failed", 127
+            async with process.spawn(spec, on_output=stream) as running:
+                item["processId"] = str(running.pid)
+                terminal = Terminal(
+                    item["processId"], item["id"], item["command"], item["cwd"], running
+                )
+                with TERMINALS.track(self.thread_id, terminal):
+                    result = await running.wait()
+        except (process.SandboxUnavailable, process.PolicyError, OSError) as exc:
+            if running is not None:
+                raise
+            log.warning("command refused in thread %s: %s", self.thread_id, exc)
+            item["status"], item["exitCode"] = "failed", -1
             item["aggregatedOutput"] = f"{exc}\n"
-            return 127, item["aggregatedOutput"]
-        item["processId"] = str(process.pid)
-        assert process.stdout is not None
-        try:
-            while chunk := await process.stdout.receive_some(64 * 1024):
-                text = decoder.decode(chunk)
-                if size < MAX_AGGREGATED_OUTPUT:
-                    output.append(text)
-                    size += len(text)
-                if text:
-                    await self.notify(
-                        "item/commandExecution/outputDelta",
-                        {**self.ids, "itemId": item["id"], "delta": text},
-                    )
-            exit_code = await process.wait()
+            return -1, item["aggregatedOutput"]
         except BaseException:
-            with trio.CancelScope(shield=True):
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                await process.wait()
-                item["exitCode"] = process.returncode
-                item["aggregatedOutput"] = "".join(output)
+            if running is not None:
+                item["exitCode"] = running.exit_code
+            item["aggregatedOutput"] = "".join(output)
             raise
-        finally:
-            await process.stdout.aclose()
         text = "".join(output) + decoder.decode(b"", final=True)
-        item["exitCode"], item["aggregatedOutput"] = exit_code, text
-        item["status"] = "completed" if exit_code == 0 else "failed"
-        return exit_code, text
+        item["exitCode"], item["aggregatedOutput"] = result.exit_code, text
+        item["status"] = "completed" if result.exit_code == 0 else "failed"
+        return result.exit_code, text
 
     # -- reporting ---------------------------------------------------------------------------
 

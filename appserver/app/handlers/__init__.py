@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from appserver.app.handlers import inventories, threads, turns
+from appserver.app.handlers import commands, inventories, threads, turns
 from appserver.app.threads import Threads
 from appserver.registry import Registry
 
 
 def register(registry: Registry, app_threads: Threads) -> None:
-    for domain in (threads, turns, inventories):
+    for domain in (threads, turns, inventories, commands):
         domain.register(registry, app_threads)

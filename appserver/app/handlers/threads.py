@@ -285,15 +285,4 @@ def register(registry: Registry, threads: Threads) -> None:
         await threads.find(params.thread_id)
         return {"goal": None}
 
-    @method(
-        "thread/backgroundTerminals/list",
-        v2.ThreadBackgroundTerminalsListParams,
-        experimental=True,
-    )
-    async def thread_background_terminals_list(
-        ctx: RequestContext, params: v2.ThreadBackgroundTerminalsListParams
-    ) -> dict[str, Any]:
-        await threads.find(params.thread_id)
-        return {"data": [], "nextCursor": None}
-
     # -- turns -------------------------------------------------------------------------------
