@@ -52,10 +52,12 @@ class HomeError(Exception):
 
 
 def prepare_private_directory(directory: Path) -> None:
-    """Create `directory` 0700 (parents too), or tighten an existing one of ours to 0700.
+    """Create `directory` 0700 (and missing parents) if it does not exist.
 
-    Refuses a non-directory, and a directory owned by another user (we could not make it private,
-    and whoever owns it could replace our socket or lock).
+    An existing directory is never chmod'ed: it may be shared (`/tmp`, a 1777 run directory),
+    and what we put in it is private by its own mode (socket 0600, lock 0600). It is refused when
+    someone else could replace what we put there: owned by another user than us or root, or
+    writable by group or others without the sticky bit. Refuses a non-directory too.
     """
     if not directory.parent.exists():
         directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -66,13 +68,17 @@ def prepare_private_directory(directory: Path) -> None:
     info = directory.lstat()
     if not stat.S_ISDIR(info.st_mode):
         raise HomeError(f"socket directory path exists and is not a directory: {directory}")
-    if info.st_uid != os.geteuid():
+    if info.st_uid not in (os.geteuid(), 0):
         raise HomeError(
             f"refusing to use {directory}: it is owned by uid {info.st_uid}, not by uid "
             f"{os.geteuid()}, so other users could replace its socket or lock"
         )
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        directory.chmod(0o700)
+    if stat.S_IMODE(info.st_mode) & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise HomeError(
+            f"refusing to use {directory}: it is writable by other users without the sticky "
+            f"bit (mode {stat.S_IMODE(info.st_mode):04o}), so they could replace its socket or "
+            "lock; remove group/other write permission or set the sticky bit"
+        )
 
 
 #: Set by `appserver attach --start` for the server it launches: the number of an inherited fd

@@ -43,12 +43,30 @@ def test_prepare_private_socket_directory_creates_directory(tmp_path: Path) -> N
     assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
 
 
-def test_prepare_private_socket_directory_tightens_existing_permissions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o1777, 0o1770])
+def test_prepare_private_directory_never_changes_an_existing_directory(
+    tmp_path: Path, mode: int
+) -> None:
+    """Issue 13 item 2: the directory may be shared (`/tmp`, a 1777 run directory); the socket
+    and lock inside are private by their own modes, and a sticky bit keeps others from
+    replacing them."""
     target = tmp_path / "control"
-    target.mkdir(mode=0o755)
-    target.chmod(0o777)
+    target.mkdir()
+    target.chmod(mode)
     prepare_private_directory(target)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o703])
+def test_prepare_private_directory_refuses_one_others_can_replace_files_in(
+    tmp_path: Path, mode: int
+) -> None:
+    target = tmp_path / "control"
+    target.mkdir()
+    target.chmod(mode)
+    with pytest.raises(HomeError, match="writable by other users without the sticky bit"):
+        prepare_private_directory(target)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
 def test_prepare_private_directory_refuses_a_file(tmp_path: Path) -> None:

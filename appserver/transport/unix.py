@@ -73,8 +73,7 @@ def is_stale_socket_path(path: Path) -> bool:
 
 def prepare_socket_path(path: Path) -> None:
     check_path_length(path)
-    if path.parent.exists():
-        prepare_private_directory(path.parent)
+    prepare_private_directory(path.parent)
     try:
         live = probe(path)
     except OSError as exc:

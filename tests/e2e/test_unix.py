@@ -158,14 +158,14 @@ async def test_socket_is_0600_and_control_dir_0700(procs: Processes, home: Path)
     assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
 
 
-async def test_an_existing_loose_control_dir_is_tightened_to_0700(
-    procs: Processes, home: Path
-) -> None:
+async def test_an_existing_control_dir_keeps_its_mode(procs: Processes, home: Path) -> None:
+    """Never chmod a directory the server did not create (issue 13 item 2)."""
     control = default_socket(home).parent
     control.mkdir(parents=True)
     control.chmod(0o755)
     await procs.serve(home)
-    assert stat.S_IMODE(control.stat().st_mode) == 0o700
+    assert stat.S_IMODE(control.stat().st_mode) == 0o755
+    assert stat.S_IMODE(default_socket(home).lstat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from appserver.home import HomeError
 from appserver.transport.unix import (
     SocketPathError,
     bind_listener,
@@ -99,12 +100,38 @@ def test_control_socket_path_rejects_non_socket_path(short_dir: Path, kind: str)
         assert path.read_text() == "keep me"
 
 
-def test_control_socket_parent_directory_is_owner_only(short_dir: Path) -> None:
-    parent = short_dir / "control"
-    parent.mkdir(mode=0o755)
-    parent.chmod(0o755)
+def test_a_missing_socket_directory_is_created_owner_only(short_dir: Path) -> None:
+    parent = short_dir / "new" / "control"
     prepare_socket_path(parent / "s.sock")
     assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o1777])
+async def test_an_existing_socket_directory_keeps_its_mode(short_dir: Path, mode: int) -> None:
+    """Issue 13 item 2: `unix:///tmp/x.sock` must not chmod /tmp (Codex leaves it alone too)."""
+    parent = short_dir / "shared"
+    parent.mkdir()
+    parent.chmod(mode)
+    path = parent / "s.sock"
+    prepare_socket_path(path)
+    listener = bind_listener(path)
+    try:
+        assert stat.S_IMODE(parent.stat().st_mode) == mode
+        assert stat.S_IMODE(path.lstat().st_mode) == 0o600
+    finally:
+        await listener.aclose()
+
+
+def test_a_socket_directory_others_could_replace_the_socket_in_is_refused(
+    short_dir: Path,
+) -> None:
+    parent = short_dir / "open"
+    parent.mkdir()
+    parent.chmod(0o777)
+    with pytest.raises(HomeError, match="writable by other users without the sticky bit"):
+        prepare_socket_path(parent / "s.sock")
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o777
+    assert list(parent.iterdir()) == []
 
 
 def test_overlong_path_fails_clearly(short_dir: Path) -> None:
