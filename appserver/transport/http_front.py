@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 _REQUEST_LINE = re.compile(rb"[A-Z]+ [\x21-\x7e]+ HTTP/\d\.\d\r?")
 
 HEAD_TIMEOUT: Final = 10.0
+#: The largest request head read (h11 buffers it whole); beyond it the answer is 431. Big enough
+#: for any real bearer token (Codex answers a 100 KB one with its 401).
+MAX_HEAD_BYTES: Final = 1024 * 1024
 READ_CHUNK: Final = 64 * 1024
 
 #: `authorize(headers) -> None` to let the upgrade through, or the 401 body text.
@@ -121,14 +124,17 @@ def _is_upgrade(headers: Mapping[str, str]) -> bool:
 
 async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream | None:
     """Serve plain HTTP or refuse; return the stream to upgrade, or None when done with it."""
-    parser = h11.Connection(h11.SERVER)
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     with trio.move_on_after(HEAD_TIMEOUT) as timeout:
         try:
             head = await _read_head(stream, parser)
         except h11.RemoteProtocolError as exc:
             log.warning("failed to upgrade %s connection: %s", policy.name, exc)
-            if parser.our_state is h11.SEND_RESPONSE:
-                await _respond(stream, parser, exc.error_status_hint, "Bad Request")
+            hint = exc.error_status_hint
+            if hint == http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE:
+                await _respond(stream, parser, hint, http.HTTPStatus(hint).phrase)
+            elif parser.our_state is h11.SEND_RESPONSE:
+                await _respond(stream, parser, hint, "Bad Request")
             return None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return None
@@ -142,7 +148,8 @@ async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
     method = request.method.decode("latin-1")
     path = request.target.decode("latin-1").split("?", 1)[0]
-    refusal = _refusal(policy, method, path, headers)
+    authorizations = sum(1 for name, _ in request.headers if name == b"authorization")
+    refusal = _refusal(policy, method, path, headers, authorizations)
     if refusal is None:
         return PrefixedStream(raw, stream)
     status, body, extra = refusal
@@ -151,7 +158,7 @@ async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream
 
 
 def _refusal(
-    policy: FrontPolicy, method: str, path: str, headers: Mapping[str, str]
+    policy: FrontPolicy, method: str, path: str, headers: Mapping[str, str], authorizations: int
 ) -> tuple[int, str, tuple[tuple[str, str], ...]] | None:
     """The plain HTTP answer to give instead of upgrading, or None to upgrade."""
     if policy.reject_origin and "origin" in headers:
@@ -166,7 +173,10 @@ def _refusal(
     if "sec-websocket-key" not in headers or headers.get("sec-websocket-version") != "13":
         return 400, "missing or unsupported Sec-WebSocket-Key/Version", ()
     if policy.authorize is not None:
-        reason = policy.authorize(headers)
+        # Codex takes the first, a proxy in between may have taken another: refuse instead.
+        reason = (
+            "multiple authorization headers" if authorizations > 1 else policy.authorize(headers)
+        )
         if reason is not None:
             log.warning("rejecting websocket client during upgrade: %s", reason)
             return 401, reason, ()

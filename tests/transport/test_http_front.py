@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio.testing
 
-from appserver.transport.http_front import FrontPolicy, front
+from appserver.transport.http_front import MAX_HEAD_BYTES, FrontPolicy, front
 
 UPGRADE = (
     b"GET /rpc HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -112,3 +112,57 @@ async def test_upgrade_replays_every_byte_already_read() -> None:
     while len(replayed) < len(UPGRADE) + 2 + len(early_frame):
         replayed += await upgraded.receive_some()
     assert replayed == UPGRADE + b"\r\n" + early_frame
+
+
+def bearer_ok(headers: Mapping[str, str]) -> str | None:
+    return None if headers.get("authorization") == "Bearer ok" else "invalid websocket bearer token"
+
+
+async def test_a_100_kb_authorization_header_gets_a_401_not_a_reset() -> None:
+    """Issue 13 item 9; Codex 0.169 answers it 401 `invalid websocket bearer token` too."""
+    header = b"Authorization: Bearer " + b"a" * 100_000 + b"\r\n"
+    response, upgraded = await exchange(
+        UPGRADE + header + b"\r\n", FrontPolicy(authorize=bearer_ok)
+    )
+    assert status(response) == 401
+    assert response.endswith(b"invalid websocket bearer token")
+    assert upgraded is None
+
+
+async def test_a_head_over_the_limit_gets_a_431_not_a_reset() -> None:
+    header = b"X-Padding: " + b"a" * (2 * MAX_HEAD_BYTES) + b"\r\n"
+    response, upgraded = await exchange(
+        UPGRADE + header + b"\r\n", FrontPolicy(authorize=bearer_ok)
+    )
+    assert status(response) == 431
+    assert upgraded is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Authorization: Bearer ok\r\nAuthorization: Bearer ok\r\n",
+        b"Authorization: Bearer ok\r\nAuthorization: Bearer other\r\n",
+        b"Authorization: Bearer other\r\nauthorization: Bearer ok\r\n",
+    ],
+)
+async def test_two_authorization_headers_are_refused(headers: bytes) -> None:
+    """Codex takes the first; which one a proxy in between took is anyone's guess: refuse."""
+    consulted: list[Mapping[str, str]] = []
+
+    def authorize(seen: Mapping[str, str]) -> str | None:
+        consulted.append(seen)
+        return bearer_ok(seen)
+
+    policy = FrontPolicy(authorize=authorize)
+    response, upgraded = await exchange(UPGRADE + headers + b"\r\n", policy)
+    assert status(response) == 401
+    assert response.endswith(b"multiple authorization headers")
+    assert upgraded is None
+    assert consulted == []
+
+
+async def test_repeated_authorization_is_irrelevant_without_auth() -> None:
+    headers = b"Authorization: a\r\nAuthorization: b\r\n"
+    _, upgraded = await exchange(UPGRADE + headers + b"\r\n", FrontPolicy())
+    assert upgraded is not None
