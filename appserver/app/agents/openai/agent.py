@@ -1,0 +1,187 @@
+"""`OpenAIAgent`: each turn samples the model, runs the tools it calls, sends their results
+back, and samples again until the model answers without tool calls.
+
+Text streams as `item/agentMessage/delta`, reasoning (`reasoning_content`/`reasoning` deltas,
+Responses reasoning deltas) as a `reasoning` item's content; the stream's `usage` is reported
+for `thread/tokenUsage/updated`. Interrupting cancels the HTTP stream, which closes its
+connection at once. A side turn (`outputSchema`) is sampled without tools, with
+`response_format: json_schema`, and its answer is the model's JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import trio
+
+from appserver.app.agents.base import MessageStream, ReasoningStream, Turn, TurnFailed
+from appserver.app.agents.openai import settings as settings_module
+from appserver.app.agents.openai.client import MAX_RETRIES, Endpoint
+from appserver.app.agents.openai.conversation import Message, history_messages, user_content
+from appserver.app.agents.openai.instructions import build_instructions
+from appserver.app.agents.openai.sse import SseDecoder
+from appserver.app.agents.openai.tools import TOOLS, call_tool
+from appserver.app.agents.openai.wire import (
+    ChatParser,
+    ResponsesParser,
+    StreamError,
+    chat_request,
+    responses_request,
+)
+
+log = logging.getLogger(__name__)
+
+#: Model requests in one turn before it fails (a model stuck calling tools).
+MAX_SAMPLES: Final = 200
+DONE: Final = b"[DONE]"
+
+
+class OpenAIAgent:
+    name = "openai"
+    display_name = "OpenAI-compatible model"
+    description = (
+        "A coding agent on any OpenAI-compatible endpoint (OPENAI_BASE_URL): shell, "
+        "apply_patch and update_plan tools behind approvals."
+    )
+
+    def __init__(self, home: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.home = home
+        self._env = env
+        self._endpoints: dict[tuple[settings_module.Settings, int], Endpoint] = {}
+        self._models: dict[str, list[str]] = {}
+
+    def configure(self, home: Path) -> None:
+        """Called by the server before serving: where `config.toml` is."""
+        self.home = home
+
+    # -- configuration -----------------------------------------------------------------------
+
+    async def _config(self) -> dict[str, Any]:
+        return await trio.to_thread.run_sync(settings_module.read_config, self.home)
+
+    async def endpoint(self) -> Endpoint:
+        config = await self._config()
+        settings = settings_module.resolve(
+            config, os.environ if self._env is None else self._env, frozenset({self.name})
+        )
+        provider = (config.get("model_providers") or {}).get(settings.provider) or {}
+        retries = provider.get("request_max_retries", MAX_RETRIES)
+        retries = retries if isinstance(retries, int) and 0 <= retries <= 100 else MAX_RETRIES
+        key = (settings, retries)
+        if key not in self._endpoints:
+            self._endpoints[key] = Endpoint(settings, retries)
+        return self._endpoints[key]
+
+    # -- models ------------------------------------------------------------------------------
+
+    async def list_models(self) -> tuple[list[str], str | None]:
+        """The endpoint's model ids and the default one (the configured model, else the
+        first). Raises TurnFailed when the endpoint cannot be asked."""
+        endpoint = await self.endpoint()
+        models = await endpoint.models()
+        self._models[endpoint.settings.base_url] = models
+        default = endpoint.settings.model or (models[0] if models else None)
+        if endpoint.settings.model and endpoint.settings.model not in models:
+            models.insert(0, endpoint.settings.model)
+        return models, default
+
+    async def _model_for(self, turn: Turn, endpoint: Endpoint) -> str:
+        model = turn.model
+        if model and model != self.name:
+            return model
+        if endpoint.settings.model:
+            return endpoint.settings.model
+        models = self._models.get(endpoint.settings.base_url) or await endpoint.models()
+        self._models[endpoint.settings.base_url] = models
+        if not models:
+            raise TurnFailed(f"{endpoint.settings.base_url} lists no models; set `model`")
+        return models[0]
+
+    # -- the turn ----------------------------------------------------------------------------
+
+    async def run_turn(self, turn: Turn) -> None:
+        endpoint = await self.endpoint()
+        model = await self._model_for(turn, endpoint)
+        policy = turn.approval_policy
+        instructions = await trio.to_thread.run_sync(
+            build_instructions, turn.cwd, policy if isinstance(policy, str) else "on-request"
+        )
+        conversation = history_messages(turn.history, turn.compaction_summary)
+        conversation.append({"role": "user", "content": user_content(turn.input)})
+        schema = turn.output_schema
+        tools = () if schema is not None else TOOLS
+        build = responses_request if endpoint.settings.wire_api == "responses" else chat_request
+        for _ in range(MAX_SAMPLES):
+            body = build(model, instructions, conversation, tools, schema)
+            parser, text = await self._sample(turn, endpoint, body)
+            if parser.usage is not None:
+                turn.report_usage(parser.usage.input_tokens, parser.usage.output_tokens)
+            calls = parser.tool_calls if schema is None else []
+            assistant: Message = {"role": "assistant", "content": text or None}
+            if calls:
+                assistant["tool_calls"] = [
+                    {
+                        "id": call.call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in calls
+                ]
+            conversation.append(assistant)
+            for call in calls:
+                result = await call_tool(turn, call.name, call.arguments)
+                conversation.append(
+                    {"role": "tool", "tool_call_id": call.call_id, "content": result}
+                )
+            steered = turn.pending_input()
+            if steered:
+                conversation.append({"role": "user", "content": user_content(steered)})
+            if not calls and not steered:
+                return
+        raise TurnFailed(f"the model made {MAX_SAMPLES} requests in one turn without finishing")
+
+    async def _sample(
+        self, turn: Turn, endpoint: Endpoint, body: dict[str, Any]
+    ) -> tuple[ChatParser | ResponsesParser, str]:
+        """One streamed model response: deltas go out as they arrive."""
+        parser: ChatParser | ResponsesParser = (
+            ResponsesParser() if endpoint.settings.wire_api == "responses" else ChatParser()
+        )
+        decoder = SseDecoder()
+        message: MessageStream | None = None
+        reasoning: ReasoningStream | None = None
+        try:
+            async with endpoint.stream(body) as chunks:
+                async for data in chunks:
+                    for payload in decoder.feed(data):
+                        if payload == DONE:
+                            continue
+                        try:
+                            event = orjson.loads(payload)
+                        except orjson.JSONDecodeError:
+                            log.warning("openai agent: skipping a malformed event: %.200r", payload)
+                            continue
+                        text, thinking = parser.feed(event)
+                        if thinking:
+                            if reasoning is None:
+                                reasoning = turn.reasoning()
+                            await reasoning.content_delta(thinking)
+                        if text:
+                            if message is None:
+                                if reasoning is not None:
+                                    await reasoning.finish()
+                                message = turn.message()
+                            await message.delta(text)
+        except StreamError as exc:
+            raise TurnFailed(
+                f"the model endpoint reported an error: {exc}", codex_error_info="other"
+            ) from exc
+        if reasoning is not None and message is None:
+            await reasoning.finish()
+        text = await message.finish() if message is not None else ""
+        return parser, text
