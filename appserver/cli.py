@@ -74,6 +74,13 @@ def serve_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="per-connection outbound byte budget (default 64 MiB)",
     )
+    parser.add_argument(
+        "--inbound-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        metavar="N",
+        help="server-wide bytes that partly received socket messages may hold (default 256 MiB)",
+    )
     parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT, metavar="N")
     parser.add_argument(
         "--max-in-flight-per-connection",
@@ -225,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         home=home,
         drain_timeout=options.drain_timeout,
         queue_bytes=options.outbound_queue_bytes,
+        inbound_bytes=options.inbound_bytes,
         max_in_flight=options.max_in_flight,
         max_in_flight_per_connection=options.max_in_flight_per_connection,
         agents=tuple(options.agent) or ("echo",),

@@ -225,7 +225,7 @@ class Connection:
 class FrameTransport(Protocol):
     """What a transport gives a connection: whole frames in, batches of frames out."""
 
-    async def receive_frame(self) -> bytes | str | None:
+    async def receive_frame(self) -> bytes | bytearray | str | None:
         """The next frame, or None at end of input (EOF, close, reset, or a refused frame)."""
 
     async def send_frames(self, frames: Sequence[bytes]) -> None:
@@ -235,7 +235,9 @@ class FrameTransport(Protocol):
 class FrameHandler(Protocol):
     def connection_opened(self, connection: Connection) -> None: ...
 
-    async def handle_frame(self, connection: Connection, frame: bytes | str) -> None: ...
+    async def handle_frame(
+        self, connection: Connection, frame: bytes | bytearray | str
+    ) -> None: ...
 
     def connection_input_closed(self, connection: Connection) -> None: ...
 

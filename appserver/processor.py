@@ -132,8 +132,9 @@ class Processor:
 
     # -- input -------------------------------------------------------------------------------
 
-    async def handle_frame(self, connection: Connection, frame: bytes | str) -> None:
+    async def handle_frame(self, connection: Connection, frame: bytes | bytearray | str) -> None:
         message = decode(frame)
+        del frame  # a big message's raw bytes are not kept while it is handled
         if isinstance(message, Undecodable):
             log.warning(
                 "Failed to deserialize JSONRPCMessage on connection %s: %s",

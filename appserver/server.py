@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -48,8 +49,8 @@ from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
-from appserver.transport.auth import AuthArgs, AuthConfigError, authorizer, load_policy
-from appserver.transport.http_front import FrontPolicy
+from appserver.transport.auth import AuthArgs
+from appserver.transport.inbound import DEFAULT_INBOUND_BYTES, InboundBudget
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
 from appserver.transport.stdio import LineTransport, claim_stdio
 from appserver.transport.unix import (
@@ -60,13 +61,12 @@ from appserver.transport.unix import (
     remove_socket_file,
     socket_identity,
 )
-from appserver.transport.websocket import (
-    MAX_UNFRAGMENTED_HEADER,
-    WebSocketFrames,
-    serve_websocket_client,
-)
 from appserver.wire.errors import INTERNAL_ERROR
 from appserver.wire.messages import ErrorObject
+
+if TYPE_CHECKING:
+    # The WebSocket stack (h11, wsproto) is imported only when a socket listener starts.
+    from appserver.transport.http_front import FrontPolicy
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ class ServerConfig:
     queue_bytes: int = DEFAULT_QUEUE_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_in_flight_per_connection: int = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
+    #: Server-wide bytes that partly received socket messages may hold (`InboundBudget`).
+    inbound_bytes: int = DEFAULT_INBOUND_BYTES
     auth: AuthArgs = attrs.Factory(AuthArgs)
     #: Agent specs (`echo`, `module:attr`); the first is the default model.
     agents: tuple[str, ...] = ("echo",)
@@ -185,6 +187,9 @@ async def start(config: ServerConfig, lock: StartupLock | None = None) -> Starte
 
 def websocket_front(config: ServerConfig) -> FrontPolicy:
     """Health endpoints, Origin refusal and bearer auth for ws://; refuses unsafe configs."""
+    from appserver.transport.auth import AuthConfigError, authorizer, load_policy
+    from appserver.transport.http_front import FrontPolicy
+
     assert isinstance(config.listen, WebSocket)
     try:
         policy = load_policy(config.auth)
@@ -224,10 +229,15 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
         finally:
             started.store.close()
         return
+    from appserver.transport.http_front import FrontPolicy
+    from appserver.transport.websocket import MAX_UNFRAGMENTED_HEADER
+
     if isinstance(config.listen, WebSocket):
         origin, policy, headers = Origin.WEBSOCKET, websocket_front(config), []
     else:
-        origin, policy, headers = Origin.UNIX, UNIX_FRONT, [MAX_UNFRAGMENTED_HEADER]
+        origin, policy = Origin.UNIX, FrontPolicy(name="control socket")
+        headers = [MAX_UNFRAGMENTED_HEADER]
+    budget = InboundBudget(config.inbound_bytes)
     socket_path = socket_path_for(config)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         started = await start(config, lock)
@@ -242,7 +252,7 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
 
                 async def handle(stream: trio.SocketStream) -> None:
                     await serve_socket_client(
-                        app.processor, stream, config, origin, policy, headers
+                        app.processor, stream, config, origin, policy, headers, budget
                     )
 
                 if socket_path is not None:
@@ -339,9 +349,6 @@ async def serve_stdio(
     log.info("stdin reader finished (EOF)")
 
 
-UNIX_FRONT = FrontPolicy(name="control socket")
-
-
 async def serve_socket_client(
     processor: Processor,
     stream: trio.abc.Stream,
@@ -349,7 +356,10 @@ async def serve_socket_client(
     origin: Origin,
     policy: FrontPolicy,
     extra_headers: list[tuple[bytes, bytes]],
+    budget: InboundBudget | None = None,
 ) -> None:
+    from appserver.transport.websocket import WebSocketFrames, serve_websocket_client
+
     async def serve_frames(frames: WebSocketFrames) -> None:
         connection = Connection(
             origin,
@@ -358,7 +368,7 @@ async def serve_socket_client(
         )
         await run_connection(connection, frames, processor)
 
-    await serve_websocket_client(stream, policy, serve_frames, extra_headers)
+    await serve_websocket_client(stream, policy, serve_frames, extra_headers, budget=budget)
 
 
 async def serve_listeners(

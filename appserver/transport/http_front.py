@@ -48,6 +48,11 @@ class PrefixedStream(trio.abc.Stream):
         self._prefix = prefix
         self._stream = stream
 
+    def unwrap(self) -> tuple[bytes, trio.abc.Stream]:
+        """The bytes not yet replayed and the real stream, for a reader that takes over both."""
+        prefix, self._prefix = self._prefix, b""
+        return prefix, self._stream
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._prefix:
             size = max_bytes or len(self._prefix)

@@ -67,7 +67,7 @@ _NO_VARIANT = "data did not match any variant of untagged enum JSONRPCMessage"
 MAX_DEPTH = 127
 
 
-def decode(frame: bytes | str) -> Message | Undecodable:
+def decode(frame: bytes | bytearray | str) -> Message | Undecodable:
     try:
         value = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
@@ -109,7 +109,7 @@ def _depth(value: Any) -> int:
 _MESSAGE_KEYS = (b'"id"', b'"method"', b'"params"', b'"result"', b'"error"', b'"trace"')
 
 
-def _has_duplicate_top_level_keys(raw: bytes, value: dict[str, Any]) -> bool:
+def _has_duplicate_top_level_keys(raw: bytes | bytearray, value: dict[str, Any]) -> bool:
     # Cheap filter first: a key can only be repeated if its text occurs twice.
     return any(raw.count(key) > 1 for key in _MESSAGE_KEYS)
 
@@ -121,7 +121,7 @@ class _Repeated:
 _REPEATED: Any = _Repeated()
 
 
-def _without_duplicated_fields(raw: bytes) -> Any:
+def _without_duplicated_fields(raw: bytes | bytearray) -> Any:
     """The top-level object with every repeated member replaced by a value no field accepts
     (serde fails a struct with a repeated field: a repeated `id` makes a request a
     notification, a repeated `method` matches nothing)."""
@@ -145,7 +145,7 @@ def _objects(value: Any) -> Any:
     return value
 
 
-def _with_negative_zero(raw: bytes) -> Any:
+def _with_negative_zero(raw: bytes | bytearray) -> Any:
     return json.loads(raw, parse_int=lambda s: -0.0 if s == "-0" else int(s))
 
 
