@@ -83,6 +83,8 @@ class Threads:
         self.default_agent = default_agent
         self.turn_nursery = turn_nursery
         self.loaded: dict[str, LoadedThread] = {}
+        #: Model id -> the name of the agent whose `list_models` offered it (`model/list`).
+        self.model_owners: dict[str, str] = {}
         self._loading = trio.StrictFIFOLock()
         self._running_turns = 0
         self._idle = trio.Event()
@@ -143,12 +145,14 @@ class Threads:
         return out
 
     def agent_for(self, model: str | None) -> Agent:
-        agent = self.agents.get(model or self.default_agent)
-        if agent is None:
-            raise RpcError.invalid_request(
-                f"unknown model `{model}`; available: {', '.join(self.agents)}"
-            )
-        return agent
+        """The agent named `model`, else the agent whose `model/list` offered it, else the
+        default agent: any model id is accepted, as in Codex, and the agent sees it as
+        `turn.model`."""
+        if model:
+            agent = self.agents.get(model) or self.agents.get(self.model_owners.get(model, ""))
+            if agent is not None:
+                return agent
+        return self.agents[self.default_agent]
 
     # -- persistence -------------------------------------------------------------------------
 

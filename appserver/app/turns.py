@@ -130,6 +130,14 @@ class TurnRun:
         return self.loaded.state.cwd
 
     @property
+    def model(self) -> str:
+        return self.loaded.state.model
+
+    @property
+    def approval_policy(self) -> Any:
+        return self.loaded.state.approval_policy
+
+    @property
     def input(self) -> Sequence[dict[str, Any]]:
         return self._input
 
@@ -169,7 +177,9 @@ class TurnRun:
     def report_usage(self, input_tokens: int, output_tokens: int) -> None:
         self._usage = (self._usage[0] + input_tokens, self._usage[1] + output_tokens)
 
-    async def run_command(self, command: str, *, reason: str | None = None) -> CommandOutcome:
+    async def run_command(
+        self, command: str, *, reason: str | None = None, ask: bool | None = None
+    ) -> CommandOutcome:
         state = self.loaded.state
         started = now_ms()
         item: dict[str, Any] = {
@@ -186,7 +196,9 @@ class TurnRun:
             "durationMs": None,
         }
         await self.item_started(dict(item), started)
-        if state.approval_policy != "never" and not self.loaded.approved_for_session:
+        if ask is None:
+            ask = state.approval_policy != "never"
+        if ask and not self.loaded.approved_for_session:
             try:
                 decision = await self._ask_approval(item, reason, started)
             except BaseException:

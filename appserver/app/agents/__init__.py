@@ -11,6 +11,8 @@ from appserver.app.agents.echo import EchoAgent
 __all__ = ["Agent", "AgentError", "CommandOutcome", "MessageStream", "Turn", "load_agent"]
 
 BUILT_IN: dict[str, type[Any]] = {"echo": EchoAgent}
+#: Built-in agents imported only when asked for (`--agent openai`).
+LAZY_BUILT_IN: dict[str, str] = {"openai": "appserver.app.agents.openai:OpenAIAgent"}
 
 
 class AgentError(Exception):
@@ -18,7 +20,8 @@ class AgentError(Exception):
 
 
 def load_agent(spec: str) -> Agent:
-    """`echo`, or `package.module:attr` naming an agent object, class or factory."""
+    """`echo`, `openai`, or `package.module:attr` naming an agent object, class or factory."""
+    spec = LAZY_BUILT_IN.get(spec, spec)
     if spec in BUILT_IN:
         agent: Any = BUILT_IN[spec]()
     elif ":" in spec:
@@ -36,7 +39,7 @@ def load_agent(spec: str) -> Agent:
         )
         agent = target() if is_factory else target
     else:
-        raise AgentError(f"unknown agent {spec!r}; built in: {', '.join(BUILT_IN)}")
+        raise AgentError(f"unknown agent {spec!r}; built in: {', '.join([*BUILT_IN, *LAZY_BUILT_IN])}")
     if not isinstance(agent, Agent):
         raise AgentError(
             f"{spec!r} is not an agent: it needs name, display_name, description and an "

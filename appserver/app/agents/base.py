@@ -47,6 +47,18 @@ class Turn(Protocol):
     def cwd(self) -> str: ...
 
     @property
+    def model(self) -> str:
+        """The thread's model id as the client chose it (any string; the agent's own name when
+        the client chose none)."""
+        ...
+
+    @property
+    def approval_policy(self) -> Any:
+        """The thread's approval policy: `untrusted`, `on-failure`, `on-request`, `never`, or
+        a `{"granular": …}` object."""
+        ...
+
+    @property
     def input(self) -> Sequence[dict[str, Any]]:
         """The user's input items (`{"type": "text", "text": …}` and others), as sent."""
         ...
@@ -74,9 +86,13 @@ class Turn(Protocol):
         """A whole agent message, streamed as about `chunks` deltas."""
         ...
 
-    async def run_command(self, command: str, *, reason: str | None = None) -> CommandOutcome:
-        """Run a shell command in the thread's cwd, after the client approves it (unless the
-        thread's approval policy is `never`); its output streams to subscribers."""
+    async def run_command(
+        self, command: str, *, reason: str | None = None, ask: bool | None = None
+    ) -> CommandOutcome:
+        """Run a shell command in the thread's cwd, after the client approves it; its output
+        streams to subscribers. `ask=None` asks unless the thread's approval policy is `never`;
+        `True`/`False` decide for this command (an agent applying its own rules, as the
+        `openai` agent does with Codex's). An earlier `acceptForSession` skips asking."""
         ...
 
     def report_usage(self, input_tokens: int, output_tokens: int) -> None: ...

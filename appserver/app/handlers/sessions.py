@@ -66,7 +66,7 @@ def apply_overrides(threads: Threads, state: ThreadState, params: v2.SessionOver
     if params.cwd:
         state.cwd = absolute(params.cwd, state.cwd)
     if params.model:
-        state.model = threads.agent_for(params.model).name
+        state.model = params.model
     if params.approval_policy is not None:
         state.approval_policy = params.approval_policy
     if params.approvals_reviewer:

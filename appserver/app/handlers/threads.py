@@ -42,7 +42,7 @@ def register(registry: Registry, threads: Threads) -> None:
         state = ThreadState(
             id=new_id(),
             cwd=absolute(params.cwd, os.getcwd()),
-            model=agent.name,
+            model=params.model or agent.name,
             ephemeral=bool(params.ephemeral),
             originator=client_name(ctx),
             thread_source=params.thread_source,
