@@ -33,6 +33,7 @@ from appserver.app.agents.openai.wire import (
     chat_request,
     responses_request,
 )
+from appserver.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,18 @@ class OpenAIAgent:
         self._env = env
         self._endpoints: dict[tuple[settings_module.Settings, int], Endpoint] = {}
         self._models: dict[str, list[str]] = {}
+        self._flags: dict[str, Any] = {}
 
-    def configure(self, home: Path) -> None:
-        """Called by the server before serving: where `config.toml` is."""
-        self.home = home
+    def configure(self, config: Config) -> None:
+        """Called by the server before serving: `HOME/config.toml` (re-read each turn, so
+        edits apply to the next turn) and the command line's `-c` overrides."""
+        self.home = config.home
+        self._flags = config.session_flags
 
     # -- configuration -----------------------------------------------------------------------
 
     async def _config(self) -> dict[str, Any]:
-        return await trio.to_thread.run_sync(settings_module.read_config, self.home)
+        return await trio.to_thread.run_sync(settings_module.read_config, self.home, self._flags)
 
     async def endpoint(self) -> Endpoint:
         config = await self._config()

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from appserver.config import Config, ConfigError
+from appserver.config import Config, ConfigError, deep_merge
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,14 @@ def resolve(
     )
 
 
-def read_config(home: Path | None) -> dict[str, Any]:
-    """`HOME/config.toml` as a dict; {} without a home or when the file is unusable (logged)."""
-    if home is None:
-        return {}
-    try:
-        return Config.load(home).effective()
-    except ConfigError as exc:
-        log.warning("openai agent: ignoring %s", exc.message)
-        return {}
+def read_config(home: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """`HOME/config.toml` under the session flags, as a dict; without a home or when the file
+    is unusable (logged), the flags alone."""
+    config: dict[str, Any] = {}
+    if home is not None:
+        try:
+            config = Config.load(home).effective()
+        except ConfigError as exc:
+            log.warning("openai agent: ignoring %s", exc.message)
+    deep_merge(config, flags)
+    return config
