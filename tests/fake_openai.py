@@ -5,9 +5,10 @@
         ... point the client at fake.base_url ...
         assert fake.requests[0].body["messages"][-1]["content"] == "hi"
 
-`POST /v1/chat/completions` answers with the next scripted `Reply` (a `Stream` of SSE chunks,
-or a `Status` error); when the script is empty it streams `DEFAULT_TEXT`. `GET /v1/models` lists
-`fake.models`. Every request is recorded in `fake.requests` (method, path, headers, JSON body).
+`POST /v1/chat/completions` (and `/v1/responses`) answers with the next scripted `Reply` (a
+`Stream` of SSE events, or a `Status` error); when the script is empty it streams
+`DEFAULT_TEXT`. `GET /v1/models` lists `fake.models`. Every request is recorded in
+`fake.requests` (method, path, headers, JSON body).
 A `Stream` can stall after its chunks (`hang=True`) until the client closes the connection,
 which sets `fake.client_closed`; `delay` spaces the chunks out. Keep-alive is supported, as
 the SDK pools connections.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +46,8 @@ class Stream:
     delay: float = 0.0
     #: After the chunks, send nothing more until the client goes away.
     hang: bool = False
+    #: End with `data: [DONE]` (Chat Completions does, the Responses API does not).
+    done: bool = True
 
 
 @attrs.define
@@ -131,6 +135,27 @@ def stream(
     return Stream(chunks, delay=delay, hang=hang)
 
 
+def responses_stream(
+    text: str = "", calls: Iterable[tuple[str, str, Any]] = (), usage: tuple[int, int] = (1, 1)
+) -> Stream:
+    """A Responses API event stream: text deltas, then function calls `(call_id, name, args)`,
+    then `response.completed` with usage."""
+    events: list[dict[str, Any]] = [{"type": "response.created", "response": {"id": "resp_1"}}]
+    words = re.findall(r"\S+\s*", text)
+    events += [{"type": "response.output_text.delta", "delta": word} for word in words]
+    for call_id, name, arguments in calls:
+        item = {
+            "type": "function_call",
+            "call_id": call_id,
+            "name": name,
+            "arguments": orjson.dumps(arguments).decode(),
+        }
+        events.append({"type": "response.output_item.done", "item": item})
+    usage_body = {"input_tokens": usage[0], "output_tokens": usage[1]}
+    events.append({"type": "response.completed", "response": {"usage": usage_body}})
+    return Stream(events, done=False)
+
+
 def tool_stream(name: str, arguments: Any, call_id: str | None = None, **kw: Any) -> Stream:
     return stream(tool_call_chunks(name, arguments, call_id), finish="tool_calls", **kw)
 
@@ -156,6 +181,9 @@ class FakeOpenAI:
 
     def chat_requests(self) -> list[Any]:
         return [r.body for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def responses_requests(self) -> list[Any]:
+        return [r.body for r in self.requests if r.path.endswith("/responses")]
 
     # -- serving -------------------------------------------------------------------------------
 
@@ -230,7 +258,7 @@ class FakeOpenAI:
             ]
             await self._json(sock, conn, 200, {"object": "list", "data": data})
             return
-        if req.method != "POST" or not req.path.endswith("/chat/completions"):
+        if req.method != "POST" or not req.path.endswith(("/chat/completions", "/responses")):
             await self._json(sock, conn, 404, {"error": {"message": f"no route {req.path}"}})
             return
         self.request_seen.set()
@@ -253,7 +281,8 @@ class FakeOpenAI:
             finally:
                 self.client_closed.set()
             raise trio.ClosedResourceError
-        await self._send(sock, conn, h11.Data(data=b"data: [DONE]\n\n"))
+        if reply.done:
+            await self._send(sock, conn, h11.Data(data=b"data: [DONE]\n\n"))
         await self._send(sock, conn, h11.EndOfMessage())
 
 

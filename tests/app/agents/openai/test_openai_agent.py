@@ -29,6 +29,7 @@ from tests.fake_openai import (
     FakeOpenAI,
     Status,
     reasoning_chunks,
+    responses_stream,
     serve_fake_openai,
     stream,
     text_chunks,
@@ -458,3 +459,28 @@ async def test_steering_reaches_the_model_after_a_tool_call(
     await client.reply(request["id"], {"decision": "accept"})
     await client.turn_frames(thread_id)
     assert fake.chat_requests()[1]["messages"][-1] == {"role": "user", "content": "also X"}
+
+
+async def test_the_responses_wire_api(app: AppHarness, fake: FakeOpenAI, workdir: Path) -> None:
+    (app.home / "config.toml").write_text(
+        'model = "fake-model"\n[model_providers.openai]\nname = "OpenAI"\nwire_api = "responses"\n'
+    )
+    fake.script(
+        responses_stream(calls=[("r1", "shell", {"command": ["echo", "via responses"]})]),
+        responses_stream("All done.", usage=(12, 3)),
+    )
+    client = await app.client()
+    thread_id = await thread_in(client, workdir, approvalPolicy="never")
+    frames = await run_turn(client, thread_id, "go")
+    assert final_text(frames) == "All done."
+    (command,) = completed_items(frames, "commandExecution")
+    assert command["aggregatedOutput"] == "via responses\n"
+    first, second = fake.responses_requests()
+    assert first["input"] == [{"role": "user", "content": "go"}]
+    assert "instructions" in first
+    assert first["tools"][0]["name"] == "shell"
+    output = second["input"][-1]
+    assert (output["type"], output["call_id"]) == ("function_call_output", "r1")
+    assert orjson.loads(output["output"])["output"] == "via responses\n"
+    (usage,) = notifications(frames, "thread/tokenUsage/updated")
+    assert usage["tokenUsage"]["last"]["inputTokens"] == 1 + 12  # both requests of the turn
