@@ -32,6 +32,10 @@ class Settings:
     #: Scenario 6: turns measured per repeat, and their `K SIZE`.
     turns: int
     turn_text: str = "1000 16"
+    #: Scenario 7: connections held by the attacker, and the measured window under attack
+    #: (longer than the server's 10 s head deadline).
+    attack_connections: int = 2000
+    attack_seconds: float = 12.0
 
     @classmethod
     def full(cls, repeat: int = 3) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -21,8 +22,16 @@ import trio
 log = logging.getLogger(__name__)
 
 _REQUEST_LINE = re.compile(rb"[A-Z]+ [\x21-\x7e]+ HTTP/\d\.\d\r?")
+#: What ends a request head (h11's own rule).
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 HEAD_TIMEOUT: Final = 10.0
+#: Head deadlines are kept at least this far apart, so a wave of connections opened together
+#: (a slowloris attack) times out a few at a time instead of in one scheduler batch that would
+#: stall every live connection; each still gets its full HEAD_TIMEOUT.
+HEAD_DEADLINE_SPACING: Final = 0.0005
+#: Head timeouts are logged at most once per this many seconds, with a count.
+HEAD_TIMEOUT_LOG_SECONDS: Final = 1.0
 #: The largest request head read (h11 buffers it whole); beyond it the answer is 431. Big enough
 #: for any real bearer token (Codex answers a 100 KB one with its 401).
 MAX_HEAD_BYTES: Final = 1024 * 1024
@@ -74,23 +83,39 @@ class PrefixedStream(trio.abc.Stream):
 async def _read_head(
     stream: trio.abc.Stream, parser: h11.Connection
 ) -> tuple[h11.Request, bytes] | None:
-    """The request head and every byte read so far; None if the peer left before sending any."""
+    """The request head and every byte read so far; None if the peer left before sending any.
+
+    h11 sees the bytes only once the blank line that ends a head has arrived (or the input
+    ended, or the head grew past its limit): a client trickling its head a line at a time (a
+    slowloris) costs a search of the new bytes per read, not a parse.
+    """
     raw = bytearray()
+    fed = 0
+    line_checked = False
     while True:
+        data = await stream.receive_some(READ_CHUNK)
+        if not data and not raw:
+            return None
+        scan_from = max(len(raw) - 2, 0)
+        raw += data
+        if not line_checked:
+            line_end = raw.find(b"\n")
+            if line_end >= 0:
+                if not _REQUEST_LINE.match(raw, 0, line_end):
+                    # h11 waits for the whole head; a JSON-lines client would wait for nothing.
+                    raise h11.RemoteProtocolError("invalid HTTP request line")
+                line_checked = True
+        if data and len(raw) <= MAX_HEAD_BYTES and not _BLANK_LINE.search(raw, scan_from):
+            continue
+        parser.receive_data(bytes(raw[fed:]))
+        fed = len(raw)
+        if not data:
+            parser.receive_data(b"")  # end of input: next_event raises
         event = parser.next_event()
         if isinstance(event, h11.Request):
             return event, bytes(raw)
         if event is not h11.NEED_DATA:
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
-        data = bytes(await stream.receive_some(READ_CHUNK))
-        if not data and not raw:
-            return None
-        raw += data
-        line_end = raw.find(b"\n")
-        if line_end >= 0 and not _REQUEST_LINE.match(raw[:line_end]):
-            # h11 waits for the whole head; a JSON-lines client would wait for nothing.
-            raise h11.RemoteProtocolError("invalid HTTP request line")
-        parser.receive_data(data)  # b"" marks end of input; next_event then raises
 
 
 async def _respond(
@@ -127,10 +152,41 @@ def _is_upgrade(headers: Mapping[str, str]) -> bool:
     return "upgrade" in tokens and headers.get("upgrade", "").strip().lower() == "websocket"
 
 
+class _HeadDeadlines:
+    """Spaced head deadlines and a rate-limited log of the connections that missed theirs."""
+
+    def __init__(self) -> None:
+        self._last_deadline = -math.inf
+        self._missed = 0
+        self._logged_at = -math.inf
+
+    def next(self) -> float:
+        deadline = max(
+            trio.current_time() + HEAD_TIMEOUT, self._last_deadline + HEAD_DEADLINE_SPACING
+        )
+        self._last_deadline = deadline
+        return deadline
+
+    def missed(self, name: str) -> None:
+        self._missed += 1
+        now = trio.current_time()
+        if now - self._logged_at >= HEAD_TIMEOUT_LOG_SECONDS:
+            log.warning(
+                "%d %s client(s) sent no request head within %ss",
+                self._missed,
+                name,
+                HEAD_TIMEOUT,
+            )
+            self._missed, self._logged_at = 0, now
+
+
+_head_deadlines = _HeadDeadlines()
+
+
 async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream | None:
     """Serve plain HTTP or refuse; return the stream to upgrade, or None when done with it."""
     parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-    with trio.move_on_after(HEAD_TIMEOUT) as timeout:
+    with trio.CancelScope(deadline=_head_deadlines.next()) as timeout:
         try:
             head = await _read_head(stream, parser)
         except h11.RemoteProtocolError as exc:
@@ -144,7 +200,7 @@ async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return None
     if timeout.cancelled_caught:
-        log.warning("%s client sent no request head within %ss", policy.name, HEAD_TIMEOUT)
+        _head_deadlines.missed(policy.name)
         return None
     if head is None:
         log.debug("%s client closed before sending a request", policy.name)

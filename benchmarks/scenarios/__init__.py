@@ -44,8 +44,10 @@ class Scenario:
 
 
 def all_scenarios() -> list[Scenario]:
+    from benchmarks.scenarios.attack import UnderAttack
     from benchmarks.scenarios.broadcast import Broadcast
     from benchmarks.scenarios.memory import Memory
+    from benchmarks.scenarios.openai_agent import OpenAIAgentScenario
     from benchmarks.scenarios.rpc import RequestResponse
     from benchmarks.scenarios.slow_consumer import SlowConsumer
     from benchmarks.scenarios.startup import Startup
@@ -58,4 +60,6 @@ def all_scenarios() -> list[Scenario]:
         Startup(),
         Memory(),
         TurnEndToEnd(),
+        UnderAttack(),
+        OpenAIAgentScenario(),
     ]
