@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 #: Model requests in one turn before it fails (a model stuck calling tools).
 MAX_SAMPLES: Final = 200
 DONE: Final = b"[DONE]"
+INSTRUCTIONS_CACHE: Final = 256
 
 
 class OpenAIAgent:
@@ -55,21 +57,28 @@ class OpenAIAgent:
         self._env = env
         self._endpoints: dict[tuple[settings_module.Settings, int], Endpoint] = {}
         self._models: dict[str, list[str]] = {}
-        self._flags: dict[str, Any] = {}
+        self._config: Config | None = None
+        #: Instructions per thread, built at the thread's first turn in this process (as Codex
+        #: reads AGENTS.md once per session).
+        self._instructions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 
     def configure(self, config: Config) -> None:
-        """Called by the server before serving: `HOME/config.toml` (re-read each turn, so
-        edits apply to the next turn) and the command line's `-c` overrides."""
+        """Called by the server before serving: its live configuration (`HOME/config.toml`
+        and the `-c` overrides; `config/value/write` and `config/batchWrite` update it)."""
         self.home = config.home
-        self._flags = config.session_flags
+        self._config = config
 
     # -- configuration -----------------------------------------------------------------------
 
-    async def _config(self) -> dict[str, Any]:
-        return await trio.to_thread.run_sync(settings_module.read_config, self.home, self._flags)
+    async def _effective_config(self) -> dict[str, Any]:
+        if self._config is not None:
+            return self._config.effective()  # in memory: no I/O
+        return await trio.to_thread.run_sync(settings_module.read_config, self.home, {})
 
     async def endpoint(self) -> Endpoint:
-        config = await self._config()
+        return self._endpoint_for(await self._effective_config())
+
+    def _endpoint_for(self, config: dict[str, Any]) -> Endpoint:
         settings = settings_module.resolve(
             config, os.environ if self._env is None else self._env, frozenset({self.name})
         )
@@ -108,13 +117,21 @@ class OpenAIAgent:
 
     # -- the turn ----------------------------------------------------------------------------
 
+    async def instructions(self, turn: Turn) -> str:
+        policy = turn.approval_policy
+        key = (turn.thread_id, turn.cwd, policy if isinstance(policy, str) else "on-request")
+        instructions = self._instructions.get(key)
+        if instructions is None:
+            instructions = await trio.to_thread.run_sync(build_instructions, key[1], key[2])
+            self._instructions[key] = instructions
+            if len(self._instructions) > INSTRUCTIONS_CACHE:
+                self._instructions.popitem(last=False)
+        return instructions
+
     async def run_turn(self, turn: Turn) -> None:
         endpoint = await self.endpoint()
         model = await self._model_for(turn, endpoint)
-        policy = turn.approval_policy
-        instructions = await trio.to_thread.run_sync(
-            build_instructions, turn.cwd, policy if isinstance(policy, str) else "on-request"
-        )
+        instructions = await self.instructions(turn)
         conversation = history_messages(turn.history, turn.compaction_summary)
         conversation.append({"role": "user", "content": user_content(turn.input)})
         schema = turn.output_schema

@@ -71,6 +71,12 @@ async def thread_in(client: Client, workdir: Path, **params: Any) -> str:
     return await start_thread(client, cwd=str(workdir), sandbox="workspace-write", **params)
 
 
+def write_config(app: AppHarness, text: str) -> None:
+    """Edit HOME/config.toml and reload the server's configuration (as its config writes do)."""
+    (app.home / "config.toml").write_text(text)
+    app.threads.config.reload()
+
+
 def tool_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in request["messages"] if m["role"] == "tool"]
 
@@ -340,9 +346,7 @@ async def test_a_500_is_retried_then_the_answer_streams(
 async def test_the_turn_fails_when_retries_run_out(
     app: AppHarness, fake: FakeOpenAI, workdir: Path
 ) -> None:
-    (app.home / "config.toml").write_text(
-        '[model_providers.openai]\nname = "OpenAI"\nrequest_max_retries = 1\n'
-    )
+    write_config(app, '[model_providers.openai]\nname = "OpenAI"\nrequest_max_retries = 1\n')
     retry_now = {"retry-after-ms": "5"}
     fake.script(*(Status(503, headers=retry_now) for _ in range(3)))
     client = await app.client()
@@ -434,7 +438,7 @@ async def test_model_list_still_answers_when_the_endpoint_is_down(tmp_path: Path
 async def test_a_configured_model_is_the_default(
     app: AppHarness, fake: FakeOpenAI, workdir: Path
 ) -> None:
-    (app.home / "config.toml").write_text('model = "my-tuned-model"\n')
+    write_config(app, 'model = "my-tuned-model"\n')
     client = await app.client()
     listed = await client.call("model/list", {})
     assert [m["id"] for m in listed["data"] if m["isDefault"]] == ["my-tuned-model"]
@@ -462,9 +466,8 @@ async def test_steering_reaches_the_model_after_a_tool_call(
 
 
 async def test_the_responses_wire_api(app: AppHarness, fake: FakeOpenAI, workdir: Path) -> None:
-    (app.home / "config.toml").write_text(
-        'model = "fake-model"\n[model_providers.openai]\nname = "OpenAI"\nwire_api = "responses"\n'
-    )
+    provider = '[model_providers.openai]\nname = "OpenAI"\nwire_api = "responses"\n'
+    write_config(app, 'model = "fake-model"\n' + provider)
     fake.script(
         responses_stream(calls=[("r1", "shell", {"command": ["echo", "via responses"]})]),
         responses_stream("All done.", usage=(12, 3)),
