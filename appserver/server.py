@@ -74,6 +74,9 @@ NO_TRANSPORT_MESSAGE = "no transport configured; use --listen or enable remote c
 CLIENT_GONE = ErrorObject(INTERNAL_ERROR, "the client closed its input before replying")
 #: After everyone was told to disconnect, how long connections get to close before being cut.
 DISCONNECT_GRACE_SECONDS = 2.0
+#: How long turns interrupted at shutdown get to report their end (normally milliseconds; a
+#: command that ignores its kill must not hold up the exit).
+INTERRUPT_GRACE_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -404,13 +407,22 @@ async def serve_listeners(
         stopped_accepting()
         deadline = math.inf if first == signal.SIGHUP else config.drain_timeout
         await drain_turns(app, deadline, signals)
-        # Let every connection write what it has queued (e.g. the last turn/completed) first.
-        remaining = router.connections
-        for connection in remaining:
-            connection.close_outbound()
         with trio.move_on_after(DISCONNECT_GRACE_SECONDS):
+            if app.threads.running_turns:
+                # Cut short: interrupt them while their subscribers are still connected, so they
+                # hear `turn/completed` (interrupted) before being disconnected.
+                count = app.threads.interrupt_running()
+                log.info("shutdown: interrupting %d running turn(s)", count)
+                with trio.move_on_after(INTERRUPT_GRACE_SECONDS):
+                    await app.threads.wait_idle()
+            # Let every connection write what it has queued (e.g. the last turn/completed) first.
+            remaining = router.connections
+            for connection in remaining:
+                connection.close_outbound()
             for connection in remaining:
                 await connection.flushed.wait()
+        for connection in router.connections:
+            connection.close_outbound()
         count = router.disconnect_all()
         log.info("disconnecting %d connection(s)", count)
         connections.cancel_scope.deadline = trio.current_time() + DISCONNECT_GRACE_SECONDS

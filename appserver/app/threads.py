@@ -109,6 +109,14 @@ class Threads:
         while self._running_turns:
             await self._idle.wait()
 
+    def interrupt_running(self) -> int:
+        """Interrupt every running turn (as `turn/interrupt` does: its subscribers are told it
+        completed `interrupted`); returns how many."""
+        running = [loaded.active for loaded in self.loaded.values() if loaded.active is not None]
+        for run in running:
+            run.cancel_scope.cancel()
+        return len(running)
+
     # -- lookup ------------------------------------------------------------------------------
 
     async def load(self, thread_id: str) -> LoadedThread:

@@ -105,3 +105,48 @@ async def test_drain_timeout_bounds_the_wait(home: Path, tmp_path: Path) -> None
         server.send_signal(signal.SIGTERM)
         assert await server.wait_exit(PROMPTLY) == 0, server.describe()
     assert await turn_status(home, thread_id) == "interrupted"
+
+
+async def start_turn_awaiting_approval(client: Client, cwd: Path) -> tuple[str, str]:
+    """A turn that runs until someone answers its command approval (nobody will)."""
+    await client.initialize()
+    started = await client.call("thread/start", {"cwd": str(cwd)})
+    thread_id: str = started["thread"]["id"]
+    text: list[dict[str, Any]] = [{"type": "text", "text": "$ true"}]
+    turn = await client.call("turn/start", {"threadId": thread_id, "input": text})
+    await client.wait_for("item/commandExecution/requestApproval")
+    return thread_id, turn["turn"]["id"]
+
+
+async def interrupted_before_close(client: Client, turn_id: str) -> None:
+    rest = await client.read_to_close(within=TIMEOUT)
+    completed = [m["params"]["turn"] for m in rest if m.get("method") == "turn/completed"]
+    assert [(t["id"], t["status"]) for t in completed] == [(turn_id, "interrupted")], rest
+
+
+async def test_turns_cut_short_by_the_drain_deadline_are_completed_for_subscribers(
+    home: Path, tmp_path: Path
+) -> None:
+    """Issue 13 item 7: the subscriber hears `turn/completed` (interrupted) before it is
+    disconnected, and that is what a restart reads back."""
+    async with (
+        spawn_server("ws", home, "--drain-timeout", "0.5") as server,
+        open_client("ws", server) as client,
+    ):
+        thread_id, turn_id = await start_turn_awaiting_approval(client, tmp_path)
+        server.send_signal(signal.SIGTERM)
+        await interrupted_before_close(client, turn_id)
+        assert await server.wait_exit(PROMPTLY) == 0, server.describe()
+    assert await turn_status(home, thread_id) == "interrupted"
+
+
+async def test_a_forced_shutdown_completes_running_turns_for_subscribers(
+    home: Path, tmp_path: Path
+) -> None:
+    async with spawn_server("ws", home) as server, open_client("ws", server) as client:
+        _, turn_id = await start_turn_awaiting_approval(client, tmp_path)
+        server.send_signal(signal.SIGTERM)
+        await server.wait_not_accepting()
+        server.send_signal(signal.SIGTERM)
+        await interrupted_before_close(client, turn_id)
+        assert await server.wait_exit(PROMPTLY) == 0, server.describe()
