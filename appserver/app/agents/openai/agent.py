@@ -176,6 +176,7 @@ class OpenAIAgent:
         decoder = SseDecoder()
         message: MessageStream | None = None
         reasoning: ReasoningStream | None = None
+        texts: list[str] = []
         try:
             async with endpoint.stream(body) as chunks:
                 async for data in chunks:
@@ -189,20 +190,26 @@ class OpenAIAgent:
                             continue
                         text, thinking = parser.feed(event)
                         if thinking:
+                            # Reasoning and text alternate as separate items, in order.
+                            if message is not None:
+                                texts.append(await message.finish())
+                                message = None
                             if reasoning is None:
                                 reasoning = turn.reasoning()
                             await reasoning.content_delta(thinking)
                         if text:
+                            if reasoning is not None:
+                                await reasoning.finish()
+                                reasoning = None
                             if message is None:
-                                if reasoning is not None:
-                                    await reasoning.finish()
                                 message = turn.message()
                             await message.delta(text)
         except StreamError as exc:
             raise TurnFailed(
                 f"the model endpoint reported an error: {exc}", codex_error_info="other"
             ) from exc
-        if reasoning is not None and message is None:
+        if reasoning is not None:
             await reasoning.finish()
-        text = await message.finish() if message is not None else ""
-        return parser, text
+        if message is not None:
+            texts.append(await message.finish())
+        return parser, "".join(texts)

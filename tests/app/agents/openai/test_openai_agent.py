@@ -487,3 +487,26 @@ async def test_the_responses_wire_api(app: AppHarness, fake: FakeOpenAI, workdir
     assert orjson.loads(output["output"])["output"] == "via responses\n"
     (usage,) = notifications(frames, "thread/tokenUsage/updated")
     assert usage["tokenUsage"]["last"]["inputTokens"] == 1 + 12  # both requests of the turn
+
+
+async def test_reasoning_and_text_alternate_as_separate_items(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    fake.script(
+        stream(
+            reasoning_chunks("first"),
+            text_chunks("One. "),
+            reasoning_chunks("second"),
+            text_chunks("Two."),
+        )
+    )
+    client = await app.client()
+    thread_id = await thread_in(client, workdir)
+    frames = await run_turn(client, thread_id, "go")
+    kinds = [p["item"]["type"] for p in notifications(frames, "item/completed")]
+    assert kinds == ["userMessage", "reasoning", "agentMessage", "reasoning", "agentMessage"]
+    fake.script(stream(text_chunks("next")))
+    await run_turn(client, thread_id, "next")
+    history = fake.chat_requests()[-1]["messages"]
+    assert [m["content"] for m in history if m["role"] == "assistant"] == ["One. ", "Two."]
+    assert client.assert_schema_valid()
