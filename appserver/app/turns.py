@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import trio
-
 from appserver import process
 from appserver.app.agents.base import Agent, CommandOutcome
+from appserver.app.notified_text import capped_item, capped_turn, delta_pieces
 from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
@@ -72,10 +72,11 @@ class _Message:
     async def delta(self, text: str) -> None:
         await self._start()
         self._parts.append(text)
-        await self._run.notify(
-            "item/agentMessage/delta",
-            {**self._run.ids, "itemId": self.item["id"], "delta": text},
-        )
+        for piece in delta_pieces(text):
+            await self._run.notify(
+                "item/agentMessage/delta",
+                {**self._run.ids, "itemId": self.item["id"], "delta": piece},
+            )
 
     async def finish(self) -> str:
         await self._start()
@@ -328,6 +329,7 @@ class TurnRun:
         await self.threads.to_subscribers(self.loaded, method, params)
 
     async def item_started(self, item: dict[str, Any], started_at: int) -> None:
+        item = capped_item(item)
         await self.notify("item/started", {**self.ids, "item": item, "startedAtMs": started_at})
 
     async def item_completed(self, item: dict[str, Any], started_at: int | None) -> None:
@@ -335,7 +337,8 @@ class TurnRun:
         self.turn.items.append(ItemRecord(dict(item), started_at, completed))
         await self._persist()
         await self.notify(
-            "item/completed", {**self.ids, "item": dict(item), "completedAtMs": completed}
+            "item/completed",
+            {**self.ids, "item": capped_item(dict(item)), "completedAtMs": completed},
         )
 
     async def _persist(self) -> None:
@@ -440,7 +443,8 @@ class TurnRun:
             if status == "completed":
                 turn.status, turn.error = "failed", {"message": str(exc)}
                 await self.notify("error", {**self.ids, "error": turn.error, "willRetry": False})
-        await self.notify("turn/completed", {"threadId": loaded.state.id, "turn": turn.to_wire()})
+        wire = capped_turn(turn.to_wire())
+        await self.notify("turn/completed", {"threadId": loaded.state.id, "turn": wire})
         loaded.active = None
         await self.threads.status_changed(loaded)
 

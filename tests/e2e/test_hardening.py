@@ -19,6 +19,7 @@ from tests.e2e.robust_helpers import (
     short_tempdir,
     ws_frame,
 )
+from tests.e2e.transports import SOCKET_KINDS, Kind, open_client, spawn_server
 
 MESSAGE_TOO_BIG = 1009
 
@@ -66,3 +67,34 @@ async def test_a_frame_header_announcing_too_much_closes_at_once_with_1009(
         assert await client.wait_closed(within=5) == MESSAGE_TOO_BIG
         await bystander.assert_ready()
         server.assert_alive()
+
+
+# -- message sizes against the outbound byte budget (item 5) ---------------------------------
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+async def test_a_completion_larger_than_the_byte_budget_never_cuts_a_reader(
+    kind: Kind, home: Path
+) -> None:
+    """Issue 13 item 5: a client that reads everything gets the whole turn, however big the
+    answer is; the notifications carry capped text, thread/read the full text."""
+    budget = 8 * 1024 * 1024
+    text = "z" * (6 * 1024 * 1024)
+    async with (
+        spawn_server(kind, home, "--outbound-queue-bytes", str(budget)) as server,
+        open_client(kind, server) as client,
+    ):
+        await client.initialize()
+        started = await client.call("thread/start", {"cwd": "/tmp"})
+        thread_id = started["thread"]["id"]
+        await client.call(
+            "turn/start", {"threadId": thread_id, "input": [{"type": "text", "text": text}]}
+        )
+        completed = (await client.wait_for("turn/completed"))["params"]
+        assert completed["turn"]["status"] == "completed"
+        answer = [i for i in completed["turn"]["items"] if i["type"] == "agentMessage"][-1]
+        assert answer["text"].startswith("You said: zzz")
+        assert "thread/read returns the full text" in answer["text"]
+        read = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
+        stored = [i for i in read["thread"]["turns"][-1]["items"] if i["type"] == "agentMessage"]
+        assert stored[-1]["text"] == f"You said: {text}"

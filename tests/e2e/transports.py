@@ -44,6 +44,8 @@ SOCKET_KINDS: Final = ("unix", "ws")
 
 #: How long any single wait on the server (a reply, a message, a start, an exit) may take.
 TIMEOUT: Final = 10.0
+#: The largest message either side accepts (the server's limit).
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 POLL_SECONDS: Final = 0.02
 #: Marks a request sent without a `params` key (`None` would send `"params": null`).
 NO_PARAMS: Final[Any] = object()
@@ -503,11 +505,16 @@ async def open_client(kind: Kind, server: Server, name: str = "client") -> Async
         return
     async with trio.open_nursery() as nursery:
         with trio.fail_after(TIMEOUT):
+            # Accept what the server may send (trio-websocket's default is 1 MiB).
             if kind == "unix":
                 stream = await trio.open_unix_socket(os.fspath(server.socket_path))
-                ws = await wrap_client_stream(nursery, stream, "localhost", "/rpc")
+                ws = await wrap_client_stream(
+                    nursery, stream, "localhost", "/rpc", max_message_size=MAX_MESSAGE_BYTES
+                )
             else:
-                ws = await connect_websocket_url(nursery, server.url)
+                ws = await connect_websocket_url(
+                    nursery, server.url, max_message_size=MAX_MESSAGE_BYTES
+                )
         client = WebSocketClient(name, kind, ws)
         try:
             yield client
