@@ -42,6 +42,17 @@ log = logging.getLogger(__name__)
 MAX_SAMPLES: Final = 200
 DONE: Final = b"[DONE]"
 INSTRUCTIONS_CACHE: Final = 256
+#: Codex's compaction prompt (codex-rs/core/templates/compact/prompt.md).
+COMPACT_PROMPT: Final = """You are performing a CONTEXT CHECKPOINT COMPACTION. Create a handoff \
+summary for another LLM that will resume the task.
+
+Include:
+- Current progress and key decisions made
+- Important context, constraints, or user preferences
+- What remains to be done (clear next steps)
+- Any critical data, examples, or references needed to continue
+
+Be concise, structured, and focused on helping the next LLM seamlessly continue the work."""
 
 
 class OpenAIAgent:
@@ -166,10 +177,28 @@ class OpenAIAgent:
                 return
         raise TurnFailed(f"the model made {MAX_SAMPLES} requests in one turn without finishing")
 
+    async def compact(self, turn: Turn) -> str:
+        """`thread/compact/start` (`/compact`): the model summarizes the conversation with
+        Codex's compaction prompt; the summary stands for it in later turns."""
+        endpoint = await self.endpoint()
+        model = await self._model_for(turn, endpoint)
+        instructions = await self.instructions(turn)
+        conversation = history_messages(turn.history, turn.compaction_summary)
+        conversation.append({"role": "user", "content": COMPACT_PROMPT})
+        build = responses_request if endpoint.settings.wire_api == "responses" else chat_request
+        body = build(model, instructions, conversation, (), None)
+        parser, summary = await self._sample(turn, endpoint, body, show=False)
+        if parser.usage is not None:
+            turn.report_usage(parser.usage.input_tokens, parser.usage.output_tokens)
+        if not summary.strip():
+            raise TurnFailed("the model returned an empty summary")
+        return summary
+
     async def _sample(
-        self, turn: Turn, endpoint: Endpoint, body: dict[str, Any]
+        self, turn: Turn, endpoint: Endpoint, body: dict[str, Any], *, show: bool = True
     ) -> tuple[ChatParser | ResponsesParser, str]:
-        """One streamed model response: deltas go out as they arrive."""
+        """One streamed model response: deltas go out as they arrive (with `show`; otherwise
+        the text is only collected)."""
         parser: ChatParser | ResponsesParser = (
             ResponsesParser() if endpoint.settings.wire_api == "responses" else ChatParser()
         )
@@ -189,6 +218,10 @@ class OpenAIAgent:
                             log.warning("openai agent: skipping a malformed event: %.200r", payload)
                             continue
                         text, thinking = parser.feed(event)
+                        if not show:
+                            if text:
+                                texts.append(text)
+                            continue
                         if thinking:
                             # Reasoning and text alternate as separate items, in order.
                             if message is not None:

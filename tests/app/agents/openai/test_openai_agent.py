@@ -510,3 +510,31 @@ async def test_reasoning_and_text_alternate_as_separate_items(
     history = fake.chat_requests()[-1]["messages"]
     assert [m["content"] for m in history if m["role"] == "assistant"] == ["One. ", "Two."]
     assert client.assert_schema_valid()
+
+
+async def test_compact_asks_the_model_for_a_summary_that_later_turns_send(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    fake.script(
+        stream(text_chunks("First answer.")),
+        stream(text_chunks("We discussed the parser; next: fix it."), usage=(40, 9)),
+        stream(text_chunks("Fixing it.")),
+    )
+    client = await app.client(experimental=True)
+    thread_id = await thread_in(client, workdir)
+    await run_turn(client, thread_id, "look at the parser")
+    assert await client.call("thread/compact/start", {"threadId": thread_id}) == {}
+    frames = await client.turn_frames(thread_id)
+    assert completed_turn(frames)["status"] == "completed"
+    assert completed_items(frames, "contextCompaction")
+    assert not notifications(frames, "item/agentMessage/delta")  # the summary is not a message
+    compaction = fake.chat_requests()[1]
+    assert "tools" not in compaction
+    assert "CONTEXT CHECKPOINT COMPACTION" in compaction["messages"][-1]["content"]
+    assert compaction["messages"][1] == {"role": "user", "content": "look at the parser"}
+    await run_turn(client, thread_id, "go on")
+    later = fake.chat_requests()[2]["messages"]
+    assert [m["role"] for m in later] == ["system", "user", "user"]
+    assert "We discussed the parser; next: fix it." in later[1]["content"]
+    assert later[2] == {"role": "user", "content": "go on"}
+    assert client.assert_schema_valid()
