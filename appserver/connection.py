@@ -28,6 +28,20 @@ DEFAULT_QUEUE_BYTES: Final = 64 * 1024 * 1024
 FLUSH_GRACE_SECONDS: Final = 2.0
 #: A writer stops adding frames to a batch (one transport write) once it holds this much.
 MAX_BATCH_BYTES: Final = 256 * 1024
+#: Frames up to this size may be written at once by whoever queues them (see `DirectWrite`).
+MAX_DIRECT_WRITE_BYTES: Final = 64 * 1024
+
+
+class DirectWrite(enum.Enum):
+    """What a transport's `write_now(frame)` did without waiting."""
+
+    #: Nothing written (the socket would block): queue the frame.
+    NOTHING = 0
+    #: All of it written.
+    ALL = 1
+    #: Part of it written; the transport holds the rest until its next `send_frames`.
+    PART = 2
+
 
 _ids = itertools.count()
 
@@ -122,6 +136,11 @@ class Connection:
         self.flushed = trio.Event()
         #: The nursery a request handler task of this connection runs in, while reading.
         self.tasks: trio.Nursery | None = None
+        #: The transport's non-waiting write, if it has one: a frame queued while the queue is
+        #: empty and the writer idle is written at once, without waking the writer task.
+        self.write_now: Callable[[bytes], DirectWrite] | None = None
+        #: The writer is writing a batch, or has a flush (after a partial direct write) queued.
+        self._writing = False
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.origin.value}>"
@@ -139,6 +158,20 @@ class Connection:
             return True
         if not self._fits(len(data)):
             return False
+        if (
+            self.write_now is not None
+            and self.queued_bytes == 0
+            and not self._writing
+            and len(data) <= MAX_DIRECT_WRITE_BYTES
+        ):
+            written = self.write_now(data)
+            if written is DirectWrite.ALL:
+                if receipt is not None:
+                    receipt.settle(True)
+                return True
+            if written is DirectWrite.PART:
+                data = b""  # the rest is held by the transport: queue a flush in its place
+                self._writing = True
         try:
             self._send.send_nowait((data, receipt))
         except trio.WouldBlock:
@@ -196,7 +229,9 @@ class Connection:
                     size += len(item[0])
                 self.queued_bytes -= size
                 self._space.unpark_all()
+                self._writing = True
                 await write([data for data, _ in batch])
+                self._writing = False
                 for _, receipt in batch:
                     if receipt is not None:
                         receipt.settle(True)
@@ -229,7 +264,9 @@ class FrameTransport(Protocol):
         """The next frame, or None at end of input (EOF, close, reset, or a refused frame)."""
 
     async def send_frames(self, frames: Sequence[bytes]) -> None:
-        """Write every frame, in order; raise `trio.BrokenResourceError` if the peer is gone."""
+        """Write every frame, in order; raise `trio.BrokenResourceError` if the peer is gone.
+
+        An empty frame is no message: it only asks the transport to flush what it holds."""
 
 
 class FrameHandler(Protocol):
@@ -263,6 +300,8 @@ async def run_connection(
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.info("connection %s: write failed (%s); disconnecting", connection.id, exc)
             connection.disconnect()
+
+    connection.write_now = getattr(transport, "write_now", None)
 
     closed = False
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +36,7 @@ from wsproto.frame_protocol import (
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import ProtocolError
 
+from appserver.connection import DirectWrite
 from appserver.transport.http_front import FrontPolicy, PrefixedStream, front
 from appserver.transport.inbound import InboundBudget
 from appserver.wire.limits import MAX_FRAME_BYTES, MAX_MESSAGE_BYTES
@@ -87,6 +89,9 @@ class WebSocketFrames:
         self._max_message = max_message_bytes
         self._budget = budget
         self._send_lock = trio.Lock()
+        #: The socket's fd for `write_now` (-1: not a socket), and what a partial one left.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._pending = b""
         #: The message being assembled (None between messages), its opcode and UTF-8 check.
         self._parts: bytearray | None = None
         self._opcode: Opcode | None = None
@@ -235,9 +240,30 @@ class WebSocketFrames:
         if self.closed:
             raise trio.BrokenResourceError("websocket is closed")
         data = b"".join(
-            [header for frame in frames for header in (text_frame_header(frame), frame)]
+            [part for frame in frames if frame for part in (text_frame_header(frame), frame)]
         )
-        await self._send_raw(data)
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        if data:
+            await self._send_raw(data)
+
+    def write_now(self, frame: bytes) -> DirectWrite:
+        """Write one frame without waiting, if the socket takes it now and nothing else is
+        being written; saves waking the writer task for a lone reply."""
+        if self._fd < 0 or self.closed or self._pending or self._send_lock.locked():
+            return DirectWrite.NOTHING
+        header = text_frame_header(frame)
+        try:
+            sent = os.writev(self._fd, (header, frame))
+        except OSError:  # would block, or the peer is gone (the writer will find out)
+            return DirectWrite.NOTHING
+        size = len(header) + len(frame)
+        if sent == size:
+            return DirectWrite.ALL
+        if sent <= 0:
+            return DirectWrite.NOTHING
+        self._pending = (header + frame)[sent:]
+        return DirectWrite.PART
 
     async def _send_raw(self, data: bytes | bytearray) -> None:
         try:

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wsproto.frame_protocol import FrameDecoder, FrameProtocol, Opcode
 
+from appserver.connection import DirectWrite
 from appserver.transport.inbound import InboundBudget
 from appserver.transport.websocket import WebSocketFrames
 
@@ -180,3 +181,41 @@ async def test_a_partly_received_message_waits_for_the_budget_and_reads_nothing_
         assert results["second"] == b"b" * 80
         assert budget.peak <= 100
         nursery.cancel_scope.cancel()
+
+
+async def test_write_now_writes_a_frame_whole_or_keeps_the_rest_for_the_next_batch() -> None:
+    left, right = trio.socket.socketpair()
+    server_side = trio.SocketStream(left)
+    frames = WebSocketFrames(server_side)
+    assert frames.write_now(b'{"id":1}') is DirectWrite.ALL
+    big = b"y" * 60000
+    outcomes = []
+    while (outcome := frames.write_now(big)) is DirectWrite.ALL:
+        outcomes.append(outcome)
+    # The socket filled up: either part of the last frame went out, or none of it.
+    assert outcome in (DirectWrite.PART, DirectWrite.NOTHING)
+    written = len(outcomes) + (outcome is DirectWrite.PART)
+    assert frames.write_now(b"later") is DirectWrite.NOTHING  # nothing may overtake the rest
+    reader = trio.SocketStream(right)
+    decoder = FrameDecoder(client=True)
+    received: list[bytes] = []
+    current = b""
+
+    async def read_all() -> None:
+        nonlocal current
+        while True:
+            data = await reader.receive_some(1 << 16)
+            if not data:
+                return
+            decoder.receive_bytes(data)
+            while (frame := decoder.process_buffer()) is not None:
+                current += bytes(frame.payload)  # type: ignore[arg-type]
+                if frame.frame_finished:
+                    received.append(current)
+                    current = b""
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all)
+        await frames.send_frames([b"", b"last"])  # a flush, then one more frame
+        await server_side.aclose()
+    assert received == [b'{"id":1}', *[big] * written, b"last"]
