@@ -153,8 +153,20 @@ def acquire_startup_lock(home: Path) -> StartupLock:
         fcntl.flock(fd, fcntl.LOCK_EX)  # our open file description holds it already
         return StartupLock(fd)
     path = startup_lock_path(home)
-    prepare_private_directory(path.parent)
-    return StartupLock(_LockWaiter(path).acquire_blocking())
+    try:
+        prepare_private_directory(path.parent)
+        return StartupLock(_LockWaiter(path).acquire_blocking())
+    except OSError as exc:
+        raise state_runtime_error(home, exc) from exc
+
+
+def state_runtime_error(home: Path, exc: OSError) -> HomeError:
+    """Codex's words for a home whose state cannot be set up (read-only, full, not a
+    directory), with the reason and the path, not a raw `[Errno N]`."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return HomeError(
+        f"failed to initialize sqlite state runtime under {home}: {exc.strerror or exc}{where}"
+    )
 
 
 @asynccontextmanager
@@ -172,10 +184,16 @@ async def startup_lock(home: Path) -> AsyncIterator[StartupLock]:
         fd = inherited
         await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
     else:
-        prepare_private_directory(path.parent)
+        try:
+            prepare_private_directory(path.parent)
+        except OSError as exc:
+            raise state_runtime_error(home, exc) from exc
         waiter = _LockWaiter(path)
         try:
             fd = await trio.to_thread.run_sync(waiter.acquire_blocking, abandon_on_cancel=True)
+        except OSError as exc:
+            waiter.abandon()
+            raise state_runtime_error(home, exc) from exc
         except BaseException:
             waiter.abandon()
             raise

@@ -17,9 +17,12 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, wrap_client_stream
 
+from appserver import daemon
+from appserver.home import HomeError, control_socket_path, state_runtime_error
 from appserver.relay.launch import LaunchError, ensure_server
 from appserver.relay.proxy import connect_error, release_stdout
 from appserver.transport.stdio import LineTransport, stream_for_fd
+from appserver.transport.unix import SocketPathError, probe
 from appserver.wire.ids import RequestId, is_request_id
 from appserver.wire.limits import MAX_MESSAGE_BYTES
 
@@ -49,12 +52,27 @@ def _answered_id(frame: bytes | str) -> RequestId | None:
     return None
 
 
+async def start_server(path: Path, home: Path) -> None:
+    """Start a server for `home` at `path` unless one answers. The home's own socket is
+    started as `appserver daemon start` starts it (one launcher, one pid file), so `daemon
+    status` and `daemon stop` manage it whoever started it."""
+    if probe(path):
+        return
+    try:
+        if path == control_socket_path(home):
+            await daemon.run_command("start", home)
+        else:
+            await ensure_server(path, home)
+    except OSError as exc:
+        raise state_runtime_error(home, exc) from exc
+
+
 async def attach(path: Path, *, start: bool = False, home: Path | None = None) -> int:
     if start:
         assert home is not None
         try:
-            await ensure_server(path, home)
-        except LaunchError as exc:
+            await start_server(path, home)
+        except (LaunchError, daemon.DaemonError, HomeError, SocketPathError) as exc:
             print(f"Error: {exc}", file=sys.stderr)
             return 1
     try:
