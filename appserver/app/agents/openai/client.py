@@ -4,9 +4,9 @@ httpx/anyio): requests, auth, retries of 429/5xx with bounded exponential backof
 startup nor other connections pay for its ~1 s import.
 
 Requests go through the SDK's generic `post` with a plain JSON body and come back as the raw
-HTTP response: the SDK's typed `create` walks the whole body against its TypedDicts first (about
-50 ms for a system prompt, three tool schemas and some history), and its typed chunks cost ten
-times more CPU per token than decoding the bytes with `sse.SseDecoder` and orjson.
+HTTP response: the SDK's typed `create` walks the whole body against its TypedDicts first (12 ms
+against 2 ms for a system prompt, three tool schemas and some history), and its typed chunks
+cost fifty times more CPU per token than decoding the bytes with `sse.SseDecoder` and orjson.
 """
 
 from __future__ import annotations
