@@ -9,7 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from appserver import __version__
 from appserver.home import (
     HomeError,
     StartupLock,
@@ -28,6 +27,8 @@ from appserver.transport.listen import (
     parse_listen_url,
 )
 from appserver.transport.unix import SocketPathError, prepare_socket_path
+
+from appserver import __version__
 
 
 def _listen(value: str) -> ListenTarget:
@@ -66,6 +67,13 @@ def serve_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="how long running work may finish at shutdown (default 30)",
+    )
+    parser.add_argument(
+        "--initialize-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="close a socket connection that has not sent initialize by then (default 30)",
     )
     parser.add_argument(
         "--outbound-queue-bytes",
@@ -135,7 +143,6 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
 
 def _relay(command: str, args: list[str]) -> int:
     import trio
-
     from appserver.relay.attach import attach
     from appserver.relay.proxy import proxy
 
@@ -231,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         listen=listen,
         home=home,
         drain_timeout=options.drain_timeout,
+        initialize_timeout=options.initialize_timeout,
         queue_bytes=options.outbound_queue_bytes,
         inbound_bytes=options.inbound_bytes,
         max_in_flight=options.max_in_flight,

@@ -10,12 +10,12 @@ handlers are admitted by the ingress bound or answered `-32001`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import attrs
 import trio
-
 from appserver.connection import ClientInfo, Connection, WriteReceipt
 from appserver.ingress import Ingress
 from appserver.protocol.experimental import experimental_field_in_use, requires_capability_message
@@ -246,6 +246,7 @@ class Processor:
             return
         capabilities = params.capabilities
         session.initialized = True
+        connection.cancel_scope.deadline = math.inf  # the initialize deadline no longer applies
         session.client_info = ClientInfo(client.name, client.version, client.title)
         if capabilities is not None:
             session.experimental_api = capabilities.experimental_api

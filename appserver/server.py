@@ -10,7 +10,6 @@ disconnected; a second SIGTERM/SIGINT forces.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import signal
@@ -22,8 +21,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
-
-from appserver import __version__
 from appserver.app import methods, static
 from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.store import StateStore
@@ -45,10 +42,10 @@ from appserver.home import (
     state_db_path,
 )
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Ingress
-from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
+from appserver.transport import accept
 from appserver.transport.auth import AuthArgs
 from appserver.transport.inbound import DEFAULT_INBOUND_BYTES, InboundBudget
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
@@ -63,6 +60,9 @@ from appserver.transport.unix import (
 )
 from appserver.wire.errors import INTERNAL_ERROR
 from appserver.wire.messages import ErrorObject
+
+from appserver import __version__
+from appserver.processor import Processor, ServerInfo
 
 if TYPE_CHECKING:
     # The WebSocket stack (h11, wsproto) is imported only when a socket listener starts.
@@ -88,6 +88,8 @@ class ServerConfig:
     listen: ListenTarget
     home: Path
     drain_timeout: float = 30.0
+    #: A socket connection that has not sent `initialize` by then is closed.
+    initialize_timeout: float = 30.0
     queue_bytes: int = DEFAULT_QUEUE_BYTES
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     max_in_flight_per_connection: int = DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
@@ -369,7 +371,16 @@ async def serve_socket_client(
             disconnectable=True,
             limits=QueueLimits(SOCKET_QUEUE_MESSAGES, config.queue_bytes),
         )
+        # Cleared by a successful initialize: a connection that never sends one cannot hold an
+        # fd forever.
+        connection.cancel_scope.deadline = trio.current_time() + config.initialize_timeout
         await run_connection(connection, frames, processor)
+        if not connection.session.initialized and connection.cancel_scope.cancelled_caught:
+            log.info(
+                "closed connection %s: it never sent initialize within %ss",
+                connection.id,
+                config.initialize_timeout,
+            )
 
     await serve_websocket_client(stream, policy, serve_frames, extra_headers, budget=budget)
 
@@ -387,11 +398,7 @@ async def serve_listeners(
     router = app.processor.router
     async with trio.open_nursery() as connections:
         async with trio.open_nursery() as accepting:
-            accepting.start_soon(
-                functools.partial(
-                    trio.serve_listeners, handle, listeners, handler_nursery=connections
-                )
-            )
+            accepting.start_soon(accept.serve_listeners, handle, listeners, connections)
             first: int = signal.SIGTERM
             async for first in signals:
                 log.info(

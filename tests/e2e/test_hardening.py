@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests.e2e.robust_helpers import (
     SOCKET_TRANSPORTS,
@@ -98,3 +99,22 @@ async def test_a_completion_larger_than_the_byte_budget_never_cuts_a_reader(
         read = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
         stored = [i for i in read["thread"]["turns"][-1]["items"] if i["type"] == "agentMessage"]
         assert stored[-1]["text"] == f"You said: {text}"
+
+
+# -- connections that never initialize (item 8) ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+async def test_a_connection_that_never_initializes_is_closed_after_the_deadline(
+    kind: Kind, home: Path
+) -> None:
+    async with (
+        spawn_server(kind, home, "--initialize-timeout", "0.5") as server,
+        open_client(kind, server, "initialized") as initialized,
+        open_client(kind, server, "silent") as silent,
+    ):
+        await initialized.initialize()
+        with trio.fail_after(5):
+            assert await silent.read_to_close() == []
+        # The initialized client, connected just as long, is still served.
+        assert await initialized.call("windowsSandbox/readiness") == {"status": "notConfigured"}
