@@ -321,7 +321,12 @@ async def run_connection(
                 async with trio.open_nursery() as tasks:
                     connection.tasks = tasks
                     while (frame := await transport.receive_frame()) is not None:
-                        await handler.handle_frame(connection, frame)
+                        # Hand over the only reference: the handler drops a big message's raw
+                        # bytes once it has decoded them, and nothing keeps the last one alive
+                        # while the next is awaited.
+                        held = [frame]
+                        del frame
+                        await handler.handle_frame(connection, held.pop())
                     handler.connection_input_closed(connection)
                     tasks.cancel_scope.deadline = trio.current_time() + drain_timeout
                 close()

@@ -36,6 +36,9 @@ class Settings:
     #: (longer than the server's 10 s head deadline).
     attack_connections: int = 2000
     attack_seconds: float = 12.0
+    #: Scenario 8: connections, each sending one message of this many MiB at once.
+    inbound_connections: int = 20
+    inbound_message_mib: int = 60
 
     @classmethod
     def full(cls, repeat: int = 3) -> Settings:

@@ -46,6 +46,7 @@ class Scenario:
 def all_scenarios() -> list[Scenario]:
     from benchmarks.scenarios.attack import UnderAttack
     from benchmarks.scenarios.broadcast import Broadcast
+    from benchmarks.scenarios.inbound import InboundMemory
     from benchmarks.scenarios.memory import Memory
     from benchmarks.scenarios.openai_agent import OpenAIAgentScenario
     from benchmarks.scenarios.rpc import RequestResponse
@@ -61,5 +62,6 @@ def all_scenarios() -> list[Scenario]:
         Memory(),
         TurnEndToEnd(),
         UnderAttack(),
+        InboundMemory(),
         OpenAIAgentScenario(),
     ]
