@@ -14,6 +14,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
-from appserver.app import methods, static
 from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.store import StateStore
 from appserver.app.threads import Threads
@@ -42,6 +42,7 @@ from appserver.home import (
     state_db_path,
 )
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Ingress
+from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
@@ -49,6 +50,7 @@ from appserver.transport import accept
 from appserver.transport.auth import AuthArgs
 from appserver.transport.inbound import DEFAULT_INBOUND_BYTES, InboundBudget
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
+from appserver.transport.peer import describe_peer
 from appserver.transport.stdio import LineTransport, claim_stdio
 from appserver.transport.unix import (
     SocketIdentity,
@@ -62,7 +64,7 @@ from appserver.wire.errors import INTERNAL_ERROR
 from appserver.wire.messages import ErrorObject
 
 from appserver import __version__
-from appserver.processor import Processor, ServerInfo
+from appserver.app import methods, static
 
 if TYPE_CHECKING:
     # The WebSocket stack (h11, wsproto) is imported only when a socket listener starts.
@@ -365,6 +367,8 @@ async def serve_socket_client(
 ) -> None:
     from appserver.transport.websocket import WebSocketFrames, serve_websocket_client
 
+    peer = describe_peer(stream)
+
     async def serve_frames(frames: WebSocketFrames) -> None:
         connection = Connection(
             origin,
@@ -374,7 +378,16 @@ async def serve_socket_client(
         # Cleared by a successful initialize: a connection that never sends one cannot hold an
         # fd forever.
         connection.cancel_scope.deadline = trio.current_time() + config.initialize_timeout
+        started = time.monotonic()
+        log.info("connection %s opened: %s from %s", connection.id, origin.value, peer)
         await run_connection(connection, frames, processor)
+        log.info(
+            "connection %s closed: %s from %s, after %.1f s",
+            connection.id,
+            origin.value,
+            peer,
+            time.monotonic() - started,
+        )
         if not connection.session.initialized and connection.cancel_scope.cancelled_caught:
             log.info(
                 "closed connection %s: it never sent initialize within %ss",

@@ -79,6 +79,13 @@ class ServerRequests:
         targets = list(connection_ids)
         pending = _Pending(Request(request_id, method, params), set(targets), thread_id)
         self._pending[request_id] = pending
+        log.info(
+            "asking connection(s) %s: %s (request %s, thread %s)",
+            sorted(targets),
+            method,
+            request_id,
+            thread_id,
+        )
         try:
             for connection_id in targets:
                 await self._router.send(connection_id, pending.request)
@@ -105,8 +112,18 @@ class ServerRequests:
             return False
         if isinstance(message, Response):
             pending.settle(Reply(result=message.result))
+            result = message.result
+            answer = result.get("decision", result) if isinstance(result, dict) else result
         else:
             pending.settle(Reply(error=message.error))
+            answer = f"error {message.error.code} {message.error.message}"
+        log.info(
+            "connection %s answered %s (request %s): %s",
+            connection_id,
+            pending.request.method,
+            message.id,
+            answer,
+        )
         return True
 
     def cancel(self, request_id: int, error: ErrorObject) -> None:

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import trio
-from appserver import process
 from appserver.app.agents.base import Agent, CommandOutcome
 from appserver.app.notified_text import capped_item, capped_turn, delta_pieces
 from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
 from appserver.wire.converter import unstructure
+
+from appserver import process
 
 log = logging.getLogger(__name__)
 
@@ -357,11 +358,21 @@ class TurnRun:
 
     async def run(self) -> None:
         """Run the turn; it was counted as running when it was accepted (`Threads.turn_started`)."""
+        log.info(
+            "turn %s started in thread %s (agent %s)", self.turn.id, self.thread_id, self.agent.name
+        )
         try:
             await self._run()
         finally:
             self.threads.turn_finished()
             self.done.set()
+            log.info(
+                "turn %s %s in thread %s after %d ms",
+                self.turn.id,
+                self.turn.status,
+                self.thread_id,
+                (time.monotonic() - self._started_monotonic) * 1000,
+            )
 
     async def _run(self) -> None:
         turn, state = self.turn, self.loaded.state

@@ -4,6 +4,8 @@ more than the limit, oversized and repeated auth headers, connections that never
 
 from __future__ import annotations
 
+import os
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,14 @@ from tests.e2e.robust_helpers import (
     short_tempdir,
     ws_frame,
 )
-from tests.e2e.transports import SOCKET_KINDS, Kind, open_client, spawn_server
+from tests.e2e.transports import (
+    POLL_SECONDS,
+    SOCKET_KINDS,
+    TIMEOUT,
+    Kind,
+    open_client,
+    spawn_server,
+)
 
 MESSAGE_TOO_BIG = 1009
 
@@ -118,3 +127,20 @@ async def test_a_connection_that_never_initializes_is_closed_after_the_deadline(
             assert await silent.read_to_close() == []
         # The initialized client, connected just as long, is still served.
         assert await initialized.call("windowsSandbox/readiness") == {"status": "notConfigured"}
+
+
+# -- what the operator reads (item 14) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+async def test_connections_are_logged_with_transport_and_peer(kind: Kind, home: Path) -> None:
+    async with spawn_server(kind, home) as server:
+        async with open_client(kind, server) as client:
+            await client.initialize()
+        peer = rf"pid {os.getpid()} uid {os.getuid()}" if kind == "unix" else r"127\.0\.0\.1:\d+"
+        origin = "unix" if kind == "unix" else "websocket"
+        opened = re.compile(rf"connection (\d+) opened: {origin} from {peer}")
+        closed = re.compile(rf"connection (\d+) closed: {origin} from {peer}, after [\d.]+ s")
+        with trio.fail_after(TIMEOUT):
+            while not (opened.search(server.stderr_text) and closed.search(server.stderr_text)):
+                await trio.sleep(POLL_SECONDS)  # the server's stderr is read concurrently
