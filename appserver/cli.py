@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from appserver import __version__
 from appserver.home import (
     HomeError,
     StartupLock,
@@ -27,8 +28,6 @@ from appserver.transport.listen import (
     parse_listen_url,
 )
 from appserver.transport.unix import SocketPathError, prepare_socket_path
-
-from appserver import __version__
 
 
 def _listen(value: str) -> ListenTarget:
@@ -143,6 +142,7 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
 
 def _relay(command: str, args: list[str]) -> int:
     import trio
+
     from appserver.relay.attach import attach
     from appserver.relay.proxy import proxy
 

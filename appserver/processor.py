@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import attrs
 import trio
+
 from appserver.connection import ClientInfo, Connection, WriteReceipt
 from appserver.ingress import Ingress
 from appserver.protocol.experimental import experimental_field_in_use, requires_capability_message

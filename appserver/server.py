@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
+
+from appserver import __version__
+from appserver.app import methods, static
 from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.store import StateStore
 from appserver.app.threads import Threads
@@ -62,9 +65,6 @@ from appserver.transport.unix import (
 )
 from appserver.wire.errors import INTERNAL_ERROR
 from appserver.wire.messages import ErrorObject
-
-from appserver import __version__
-from appserver.app import methods, static
 
 if TYPE_CHECKING:
     # The WebSocket stack (h11, wsproto) is imported only when a socket listener starts.

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import trio
+
+from appserver import process
 from appserver.app.agents.base import Agent, CommandOutcome
 from appserver.app.notified_text import capped_item, capped_turn, delta_pieces
 from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
 from appserver.wire.converter import unstructure
-
-from appserver import process
 
 log = logging.getLogger(__name__)
 
