@@ -46,6 +46,8 @@ class TurnState:
     completed_at: int | None = None
     duration_ms: int | None = None
     error: JsonObject | None = None
+    #: Set on a compaction turn: the summary that stands for every turn before it.
+    compaction_summary: str | None = None
 
     def to_wire(self, items_view: str = "full") -> Turn:
         items = [] if items_view == "notLoaded" else [r.item for r in self.items]
@@ -79,6 +81,12 @@ class ThreadState:
     originator: str | None = None
     forked_from_id: str | None = None
     thread_source: str | None = None
+    reasoning_effort: str | None = None
+    #: `thread/goal/set`: the `ThreadGoal` JSON object, or None.
+    goal: JsonObject | None = None
+    git_info: JsonObject | None = None
+    #: `thread/start`'s `dynamicTools` (Codex `DynamicToolSpec` objects) the agent may call.
+    dynamic_tools: list[JsonObject] = attrs.Factory(list)
     turns: list[TurnState] = attrs.Factory(list)
 
     _PERSISTED = [
@@ -95,6 +103,10 @@ class ThreadState:
         "originator",
         "forked_from_id",
         "thread_source",
+        "reasoning_effort",
+        "goal",
+        "git_info",
+        "dynamic_tools",
     ]
 
     def touch(self) -> None:
@@ -119,6 +131,8 @@ class ThreadState:
             forked_from_id=self.forked_from_id,
             thread_source=self.thread_source,
             name=self.name,
+            reasoning_effort=self.reasoning_effort,
+            git_info=self.git_info,
             turns=[t.to_wire() for t in self.turns] if include_turns else [],
         )
 
@@ -158,6 +172,7 @@ def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> N
             "completedAt": turn.completed_at,
             "durationMs": turn.duration_ms,
             "error": turn.error,
+            "compactionSummary": turn.compaction_summary,
         }
     )
     with db:
@@ -187,6 +202,17 @@ def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> N
                 for seq, record in enumerate(record for record in turn.items)
             ],
         )
+
+
+def drop_turns(db: sqlite3.Connection, thread: ThreadState, turn_ids: list[str]) -> None:
+    """Delete these turns with their items and save the thread row, in one transaction."""
+    if thread.ephemeral:
+        return
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        save_thread(db, thread)
+        db.executemany("DELETE FROM items WHERE turn_id = ?", [(t,) for t in turn_ids])
+        db.executemany("DELETE FROM turns WHERE id = ?", [(t,) for t in turn_ids])
 
 
 def delete_thread(db: sqlite3.Connection, thread_id: str) -> bool:
@@ -225,6 +251,7 @@ def load_thread(db: sqlite3.Connection, thread_id: str) -> ThreadState | None:
             completed_at=fields["completedAt"],
             duration_ms=fields["durationMs"],
             error=fields["error"],
+            compaction_summary=fields.get("compactionSummary"),
         )
         turns[turn_id] = turn
         thread.turns.append(turn)

@@ -28,6 +28,7 @@ from appserver.app.thread_state import (
     save_thread,
     save_turn,
 )
+from appserver.config import Config
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
 from appserver.wire.errors import RpcError
@@ -56,6 +57,11 @@ class LoadedThread:
     #: `acceptForSession`: later commands in this thread run without asking.
     approved_for_session: bool = False
     waiting_on_approval: int = 0
+    #: Files an `acceptForSession` answer to a file change covers: later patches writing only
+    #: these apply without asking.
+    patch_paths_approved_for_session: set[str] = attrs.Factory(set)
+    #: `item/tool/requestUserInput` questions awaiting an answer.
+    waiting_on_user_input: int = 0
     #: Token usage over the thread's turns in this process (input, output).
     token_totals: tuple[int, int] = (0, 0)
 
@@ -63,6 +69,8 @@ class LoadedThread:
         if self.active is None:
             return {"type": "idle"}
         flags = ["waitingOnApproval"] if self.waiting_on_approval else []
+        if self.waiting_on_user_input:
+            flags.append("waitingOnUserInput")
         return {"type": "active", "activeFlags": flags}
 
 
@@ -75,7 +83,10 @@ class Threads:
         agents: dict[str, Agent],
         default_agent: str,
         turn_nursery: trio.Nursery,
+        config: Config,
     ) -> None:
+        #: HOME/config.toml and the command line's overrides (appserver.config).
+        self.config = config
         self.store = store
         self.router = router
         self.server_requests = server_requests

@@ -13,17 +13,31 @@ import codecs
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Collection, Sequence
+from typing import Any, Final, NoReturn
 
 import trio
 
 from appserver import process
-from appserver.app.agents.base import Agent, CommandOutcome
+from appserver.app import turn_items
+from appserver.app.agents.base import (
+    Agent,
+    CommandOutcome,
+    FileChangeOutcome,
+    PlanStatus,
+    PlanStep,
+    Question,
+    ToolResult,
+    TurnFailed,
+)
+from appserver.app.file_changes import FileChanges
 from appserver.app.notified_text import capped_item, capped_turn, delta_pieces
 from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
+from appserver.metrics import METRICS
+from appserver.protocol import v2
+from appserver.server_requests import Reply
 from appserver.wire.converter import unstructure
 
 log = logging.getLogger(__name__)
@@ -31,6 +45,9 @@ log = logging.getLogger(__name__)
 MAX_AGGREGATED_OUTPUT: Final = 1024 * 1024
 PERSIST_TIMEOUT: Final = 10.0
 ACCEPTING_DECISIONS: Final = frozenset({"accept", "acceptForSession"})
+#: What the approval prompt offers (the TUI shows one option per decision); `cancel` stops the
+#: turn, as Codex's `Abort`.
+COMMAND_DECISIONS: Final = ("accept", "acceptForSession", "cancel")
 
 
 def _breakdown(input_tokens: int, output_tokens: int) -> dict[str, int]:
@@ -116,6 +133,11 @@ class TurnRun:
         self._started_monotonic = time.monotonic()
         #: Input the user added with `turn/steer` while the turn was running.
         self.steered: list[dict[str, Any]] = []
+        self._unread_steers: list[dict[str, Any]] = []
+        self._steered_event = trio.Event()
+        #: Items the agent left open (reasoning, MCP calls): closed when the turn ends.
+        self._open_items: list[turn_items.OpenItem] = []
+        self.file_changes = FileChanges(self)
 
     # -- the agent's view --------------------------------------------------------------------
 
@@ -154,7 +176,18 @@ class TurnRun:
     @property
     def history(self) -> Sequence[dict[str, Any]]:
         earlier = [t for t in self.loaded.state.turns if t is not self.turn]
+        for index in range(len(earlier) - 1, -1, -1):
+            if earlier[index].compaction_summary is not None:
+                earlier = earlier[index + 1 :]
+                break
         return [unstructure(t.to_wire()) for t in earlier]
+
+    @property
+    def compaction_summary(self) -> str | None:
+        for turn in reversed(self.loaded.state.turns):
+            if turn is not self.turn and turn.compaction_summary is not None:
+                return turn.compaction_summary
+        return None
 
     def message(self, phase: str = "final_answer") -> _Message:
         stream = _Message(self, phase)
@@ -171,6 +204,8 @@ class TurnRun:
         """More input from the user while the turn runs (`turn/steer`); the agent sees it in
         `steered`."""
         self.steered.extend(user_input)
+        self._unread_steers.extend(user_input)
+        self._steered_event.set()
         item = {"type": "userMessage", "id": new_id(), "clientId": client_id, "content": user_input}
         started = now_ms()
         await self.item_started(item, started)
@@ -214,6 +249,9 @@ class TurnRun:
             if decision not in ACCEPTING_DECISIONS:
                 item["status"] = "declined"
                 await self.item_completed(item, started)
+                if decision == "cancel":
+                    self.cancel_scope.cancel()
+                    await trio.lowlevel.checkpoint()
                 return CommandOutcome(declined=True)
         try:
             exit_code, output = await self._execute(item)
@@ -225,18 +263,131 @@ class TurnRun:
                 await self.item_completed(item, started)
         return CommandOutcome(declined=False, exit_code=exit_code, output=output)
 
+    # -- the agent's view: more input and more items (see `agents.base.Turn`) -----------------
+
+    @property
+    def images(self) -> Sequence[dict[str, Any]]:
+        return [i for i in self._input if i.get("type") in turn_items.IMAGE_INPUT_TYPES]
+
+    @property
+    def dynamic_tools(self) -> Sequence[dict[str, Any]]:
+        return self.loaded.state.dynamic_tools
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.loaded.state.ephemeral
+
+    def pending_input(self) -> list[dict[str, Any]]:
+        unread, self._unread_steers = self._unread_steers, []
+        self._steered_event = trio.Event()
+        return unread
+
+    async def wait_for_input(self) -> list[dict[str, Any]]:
+        while not self._unread_steers:
+            await self._steered_event.wait()
+        return self.pending_input()
+
+    def reasoning(self) -> turn_items.Reasoning:
+        stream = turn_items.Reasoning(self)
+        self._open_items.append(stream)
+        return stream
+
+    async def update_plan(
+        self, steps: Sequence[PlanStep | tuple[str, PlanStatus]], explanation: str | None = None
+    ) -> None:
+        await self.notify("turn/plan/updated", turn_items.plan_params(self, steps, explanation))
+
+    async def apply_patch(self, patch: str, *, reason: str | None = None) -> FileChangeOutcome:
+        return await self.file_changes.apply(patch, reason)
+
+    async def call_tool(
+        self, tool: str, arguments: Any = None, *, namespace: str | None = None
+    ) -> ToolResult:
+        return await turn_items.call_tool(self, tool, arguments, namespace)
+
+    async def mcp_tool_call(
+        self, server: str, tool: str, arguments: Any = None
+    ) -> turn_items.McpCall:
+        call = turn_items.McpCall(self, server, tool, arguments)
+        self._open_items.append(call)
+        await call.start()
+        return call
+
+    async def web_search(
+        self, query: str, *, action: dict[str, Any] | None = None, results: Any = None
+    ) -> None:
+        await turn_items.single_item(self, turn_items.web_search_item(query, action, results))
+
+    async def ask_user(self, questions: Sequence[Question]) -> dict[str, list[str]]:
+        return await turn_items.ask_user(self, questions)
+
+    async def view_image(self, path: str) -> None:
+        await turn_items.single_item(self, turn_items.image_view_item(self.cwd, path))
+
+    async def image_generated(
+        self,
+        *,
+        result: str | None = None,
+        saved_path: str | None = None,
+        revised_prompt: str | None = None,
+    ) -> None:
+        item = turn_items.image_generation_item(result, saved_path, revised_prompt)
+        await turn_items.single_item(self, item)
+
+    async def answer_json(self, value: Any) -> None:
+        turn_items.check_against_schema(value, self._output_schema)
+        await self.say(turn_items.json_text(value), chunks=1)
+
+    def fail(self, message: str, *, codex_error_info: Any = None) -> NoReturn:
+        raise TurnFailed(message, codex_error_info=codex_error_info)
+
+    # -- server requests ---------------------------------------------------------------------
+
+    def experimental_subscribers(self) -> list[int]:
+        """Subscribers that negotiated `experimentalApi` (the only ones sent experimental
+        server requests)."""
+        router = self.threads.router
+        found = []
+        for connection_id in self.loaded.subscribers:
+            connection = router.get(connection_id)
+            if connection is not None and connection.session.experimental_api:
+                found.append(connection_id)
+        return found
+
+    async def server_request(
+        self, method: str, params: dict[str, Any], targets: Collection[int]
+    ) -> Reply:
+        """Ask the thread's clients and wait; `serverRequest/resolved` follows the answer (also
+        when the turn is interrupted meanwhile, so clients take the prompt down)."""
+        request_id: int | None = None
+
+        def sent(new_id: int) -> None:
+            nonlocal request_id
+            request_id = new_id
+
+        try:
+            return await self.threads.server_requests.request(
+                targets, method, params, thread_id=self.thread_id, on_sent=sent
+            )
+        finally:
+            with trio.CancelScope(shield=True):
+                resolved = {"threadId": self.thread_id, "requestId": request_id}
+                await self.notify("serverRequest/resolved", resolved)
+
     # -- approvals and processes -------------------------------------------------------------
 
     async def _ask_approval(self, item: dict[str, Any], reason: str | None, started: int) -> str:
-        params = {
-            **self.ids,
-            "itemId": item["id"],
-            "startedAtMs": started,
-            "reason": reason,
-            "command": item["command"],
-            "cwd": item["cwd"],
-            "commandActions": item["commandActions"],
-        }
+        params = v2.CommandExecutionRequestApprovalParams(
+            thread_id=self.thread_id,
+            turn_id=self.turn.id,
+            item_id=item["id"],
+            started_at_ms=started,
+            reason=reason,
+            command=item["command"],
+            cwd=item["cwd"],
+            command_actions=item["commandActions"],
+            available_decisions=list(COMMAND_DECISIONS),
+        )
         self.loaded.waiting_on_approval += 1
         await self.threads.status_changed(self.loaded)
         requests = self.threads.server_requests
@@ -366,6 +517,7 @@ class TurnRun:
         finally:
             self.threads.turn_finished()
             self.done.set()
+            METRICS.turns_finished[self.turn.status] += 1
             log.info(
                 "turn %s %s in thread %s after %d ms",
                 self.turn.id,
@@ -390,12 +542,13 @@ class TurnRun:
             started = now_ms()
             with self.cancel_scope:
                 try:
-                    await self.item_started(user_item, started)
-                    await self.item_completed(user_item, started)
-                    await self.agent.run_turn(self)
+                    await self.body(user_item, started)
                 except StorageError as exc:
                     log.error("turn %s failed: %s", turn.id, exc)
                     error = {"message": str(exc)}
+                except TurnFailed as exc:
+                    log.info("agent %s failed turn %s: %s", self.agent.name, turn.id, exc.message)
+                    error = {"message": exc.message, "codexErrorInfo": exc.codex_error_info}
                 except Exception as exc:
                     log.exception("agent %s failed in turn %s", self.agent.name, turn.id)
                     error = {"message": f"agent {self.agent.name} failed: {exc}"}
@@ -420,10 +573,20 @@ class TurnRun:
                     await self._close_messages()
                     await self._finish("interrupted", error)
 
+    async def body(self, user_item: dict[str, Any], started: int) -> None:
+        """What the turn does between `turn/started` and `turn/completed`: the user's message,
+        then the agent. Turn-shaped actions (compaction, review, `!cmd`) override it."""
+        await self.item_started(user_item, started)
+        await self.item_completed(user_item, started)
+        await self.agent.run_turn(self)
+
     async def _close_messages(self) -> None:
         for stream in self._open_messages:
             if not stream.finished:
                 await stream.finish()
+        for open_item in self._open_items:
+            if not open_item.finished:
+                await open_item.close()
 
     async def _finish(self, status: str, error: dict[str, Any] | None) -> None:
         turn, loaded = self.turn, self.loaded

@@ -5,10 +5,38 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from appserver.app.agents.base import Agent, CommandOutcome, MessageStream, Turn
+from appserver.app.agents.base import (
+    Agent,
+    CommandOutcome,
+    FileChangeOutcome,
+    McpToolCall,
+    MessageStream,
+    Option,
+    PlanStep,
+    Question,
+    ReasoningStream,
+    ToolResult,
+    Turn,
+    TurnFailed,
+)
 from appserver.app.agents.echo import EchoAgent
 
-__all__ = ["Agent", "AgentError", "CommandOutcome", "MessageStream", "Turn", "load_agent"]
+__all__ = [
+    "Agent",
+    "AgentError",
+    "CommandOutcome",
+    "FileChangeOutcome",
+    "McpToolCall",
+    "MessageStream",
+    "Option",
+    "PlanStep",
+    "Question",
+    "ReasoningStream",
+    "ToolResult",
+    "Turn",
+    "TurnFailed",
+    "load_agent",
+]
 
 BUILT_IN: dict[str, type[Any]] = {"echo": EchoAgent}
 #: Built-in agents imported only when asked for (`--agent openai`).

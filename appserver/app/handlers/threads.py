@@ -18,6 +18,7 @@ from appserver.app.handlers.sessions import (
 )
 from appserver.app.thread_state import ThreadState, TurnState
 from appserver.app.threads import LoadedThread, Threads, new_id, not_loaded
+from appserver.app.turn_items import dynamic_tool_specs
 from appserver.processor import RequestContext
 from appserver.protocol import v2
 from appserver.registry import Registry
@@ -47,6 +48,7 @@ def register(registry: Registry, threads: Threads) -> None:
             originator=client_name(ctx),
             thread_source=params.thread_source,
             source="vscode",
+            dynamic_tools=dynamic_tool_specs(params.dynamic_tools),
         )
         apply_overrides(threads, state, attrs.evolve(params, cwd=None, model=None))
         await threads.save(state)
