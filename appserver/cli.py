@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appserver import __version__
 from appserver.home import (
@@ -17,20 +17,15 @@ from appserver.home import (
     control_socket_path,
     resolve_home,
 )
-from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
-from appserver.logs import configure_logging
-from appserver.transport.auth import AuthArgs, AuthMode
-from appserver.transport.listen import (
-    DEFAULT_LISTEN_URL,
-    ListenTarget,
-    ListenUrlError,
-    Unix,
-    parse_listen_url,
-)
-from appserver.transport.unix import SocketPathError, prepare_socket_path
+
+if TYPE_CHECKING:
+    # Imported where the server path needs them: `attach` must start without attrs and auth.
+    from appserver.transport.listen import ListenTarget
 
 
 def _listen(value: str) -> ListenTarget:
+    from appserver.transport.listen import ListenUrlError, parse_listen_url
+
     try:
         return parse_listen_url(value)
     except ListenUrlError as exc:
@@ -45,6 +40,9 @@ def _positive_float(value: str) -> float:
 
 
 def serve_parser() -> argparse.ArgumentParser:
+    from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
+    from appserver.transport.auth import AuthMode
+
     parser = argparse.ArgumentParser(
         prog="appserver",
         description="A Codex-compatible app-server. Serves until its transport closes.",
@@ -141,18 +139,23 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
 
 
 def _relay(command: str, args: list[str]) -> int:
-    import trio
-
-    from appserver.relay.attach import attach
-    from appserver.relay.proxy import proxy
-
     options = relay_parser(command).parse_args(args)
-    configure_logging(options.log_level or "WARNING")
+    if command == "proxy" or options.log_level:
+        from appserver.logs import configure_logging
+
+        configure_logging(options.log_level or "WARNING")  # attach reports on stderr itself
     home = resolve_home(options.home)
     sock = Path(os.path.abspath(options.sock)) if options.sock else control_socket_path(home)
     if command == "proxy":
+        import trio
+
+        from appserver.relay.proxy import proxy
+
         return trio.run(proxy, sock)
-    return trio.run(functools.partial(attach, sock, start=options.start, home=home))
+    # No trio here: joining a running server must start fast (see relay/attach.py).
+    from appserver.relay.attach import attach
+
+    return attach(sock, start=options.start, home=home)
 
 
 def daemon_parser() -> argparse.ArgumentParser:
@@ -190,6 +193,8 @@ def _daemon(args: list[str]) -> int:
     from appserver import daemon
 
     options = daemon_parser().parse_args(args)
+    from appserver.logs import configure_logging
+
     configure_logging("WARNING")
     home = resolve_home(options.home)
     grace = getattr(options, "grace", daemon.STOP_GRACE_SECONDS)
@@ -200,6 +205,9 @@ def _early_startup(listen: ListenTarget, home: Path) -> StartupLock | None:
     """Take the startup lock and refuse a taken socket before the server is even imported
     (importing trio and the rest costs ~0.25 s of CPU: a launch storm's losers wait idle on
     the lock, then leave at once). None after printing the refusal."""
+    from appserver.transport.listen import Unix
+    from appserver.transport.unix import SocketPathError, prepare_socket_path
+
     try:
         lock = acquire_startup_lock(home)
     except (HomeError, OSError) as exc:
@@ -224,7 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["daemon"]:
         return _daemon(args[1:])
     options = serve_parser().parse_args(args)
+    from appserver.logs import configure_logging
+
     configure_logging(options.log_level)
+
+    from appserver.transport.auth import AuthArgs
+    from appserver.transport.listen import DEFAULT_LISTEN_URL, parse_listen_url
 
     listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
     home = resolve_home(options.home)

@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any
 
-import orjson
-
 LOG_FORMAT_ENV = "LOG_FORMAT"
 LOG_LEVEL_ENV = "APPSERVER_LOG"
 
@@ -49,6 +47,8 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
+        import orjson  # only for LOG_FORMAT=json: `attach` starts without it
+
         return orjson.dumps(out, default=str).decode()
 
 

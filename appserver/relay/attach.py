@@ -4,36 +4,51 @@ A JSON-lines client (the openai-codex SDK, a script) can share a running server 
 stdin ends, attach waits until every request it forwarded has been answered, then closes the
 WebSocket and exits 0. When the server closes the connection, attach closes stdout and exits:
 0, or 1 if requests it forwarded were left unanswered.
+
+Joining a running server is the common case and must start fast, so this is a lean relay:
+wsproto (sans-io) over a plain socket, `selectors` for waiting, no trio and nothing of the
+server. Only `--start`, when nothing answers yet, imports the trio launcher
+(`appserver.relay.start`).
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
+import selectors
+import socket
 import sys
 from pathlib import Path
+from typing import Final
 
-import orjson
-import trio
-from trio_websocket import ConnectionClosed, wrap_client_stream
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import ProtocolError
 
-from appserver import daemon
-from appserver.home import HomeError, control_socket_path, state_runtime_error
-from appserver.relay.launch import LaunchError, ensure_server
 from appserver.relay.proxy import connect_error, release_stdout
-from appserver.transport.stdio import LineTransport, stream_for_fd
-from appserver.transport.unix import SocketPathError, probe
 from appserver.wire.ids import RequestId, is_request_id
 from appserver.wire.limits import MAX_MESSAGE_BYTES
 
-log = logging.getLogger(__name__)
+READ_CHUNK: Final = 64 * 1024
+HANDSHAKE_TIMEOUT: Final = 10.0
+#: After our close frame, how long the server gets to answer it.
+CLOSE_TIMEOUT: Final = 5.0
 
 
 def _request_id(line: bytes | str) -> RequestId | None:
     """The id of a request line (something the server will answer), else None."""
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        value = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8
         return None
     if type(value) is dict and type(value.get("method")) is str and is_request_id(value.get("id")):
         request_id: RequestId = value["id"]
@@ -43,8 +58,8 @@ def _request_id(line: bytes | str) -> RequestId | None:
 
 def _answered_id(frame: bytes | str) -> RequestId | None:
     try:
-        value = orjson.loads(frame)
-    except orjson.JSONDecodeError:
+        value = json.loads(frame)
+    except ValueError:
         return None
     if type(value) is dict and "method" not in value and is_request_id(value.get("id")):
         answered: RequestId = value["id"]
@@ -52,89 +67,212 @@ def _answered_id(frame: bytes | str) -> RequestId | None:
     return None
 
 
-async def start_server(path: Path, home: Path) -> None:
-    """Start a server for `home` at `path` unless one answers. The home's own socket is
-    started as `appserver daemon start` starts it (one launcher, one pid file), so `daemon
-    status` and `daemon stop` manage it whoever started it."""
-    if probe(path):
-        return
-    try:
-        if path == control_socket_path(home):
-            await daemon.run_command("start", home)
+def _probe(path: Path) -> bool:
+    """Something accepts connections at `path` (the one check made before connecting)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(os.fspath(path))
+        except OSError:
+            return False
+        return True
+
+
+class Lines:
+    """JSON lines from stdin: `\\n`-terminated (a `\\r` before it is dropped), the last one
+    possibly unterminated; a line over `MAX_MESSAGE_BYTES` ends the input (`oversized`)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0
+        self.oversized = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer
+        buffer += data
+        lines = []
+        start = 0
+        while (end := buffer.find(b"\n", self._scanned)) >= 0:
+            line = bytes(buffer[start:end])
+            lines.append(line[:-1] if line.endswith(b"\r") else line)
+            start = self._scanned = end + 1
+        del buffer[:start]
+        self._scanned = len(buffer)
+        if len(buffer) > MAX_MESSAGE_BYTES or any(len(x) > MAX_MESSAGE_BYTES for x in lines):
+            self.oversized = True
+            return [x for x in lines if len(x) <= MAX_MESSAGE_BYTES]
+        return lines
+
+    def end(self) -> list[bytes]:
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return [rest] if rest else []
+
+
+class Relay:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.outstanding: set[tuple[type, RequestId]] = set()
+        self.input_done = False
+        self.close_sent = False
+        #: The connection is over (the server closed it, or stdout is gone).
+        self.server_gone = False
+        self._text: list[str] = []
+
+    def handshake(self) -> None:
+        self.sock.settimeout(HANDSHAKE_TIMEOUT)
+        self.sock.sendall(self.ws.send(Request(host="localhost", target="/")))
+        while True:
+            data = self.sock.recv(READ_CHUNK)
+            self.ws.receive_data(data or None)
+            for event in self.ws.events():
+                if isinstance(event, AcceptConnection):
+                    self.sock.settimeout(None)
+                    return
+                if isinstance(event, RejectConnection):
+                    raise ConnectionError(f"the server refused the upgrade ({event.status_code})")
+            if not data:
+                raise ConnectionError("the server closed the connection during the upgrade")
+
+    def forward_lines(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if not line.strip():
+                continue
+            request_id = _request_id(line)
+            if request_id is not None:
+                self.outstanding.add((type(request_id), request_id))
+            self._send(TextMessage(data=line.decode(errors="replace")))
+
+    def finish_input(self, oversized: bool) -> None:
+        if oversized:
+            limit = MAX_MESSAGE_BYTES
+            print(f"Error: a stdin line exceeds {limit} bytes; closing", file=sys.stderr)
+            self.outstanding.clear()
+        self.input_done = True
+        self.close_if_answered()
+
+    def close_if_answered(self) -> None:
+        if self.input_done and not self.outstanding and not self.close_sent:
+            self.close_sent = True
+            self._send(CloseConnection(code=1000))
+
+    def _send(self, event: Event) -> None:
+        if self.server_gone:
+            return
+        try:
+            self.sock.sendall(self.ws.send(event))
+        except (OSError, ProtocolError):
+            self.server_gone = True
+
+    def receive(self, data: bytes) -> None:
+        """Frames from the server, written to stdout one line per message."""
+        if not data:
+            self.server_gone = True
+            return
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, TextMessage | BytesMessage):
+                self._on_message(event)
+            elif isinstance(event, Ping):
+                self._send(event.response())
+            elif isinstance(event, CloseConnection):
+                if not self.close_sent:
+                    self._send(event.response())
+                self.server_gone = True
+
+    def _on_message(self, event: TextMessage | BytesMessage) -> None:
+        if isinstance(event, BytesMessage):
+            chunk = bytes(event.data).decode(errors="replace")
         else:
-            await ensure_server(path, home)
-    except OSError as exc:
-        raise state_runtime_error(home, exc) from exc
-
-
-async def attach(path: Path, *, start: bool = False, home: Path | None = None) -> int:
-    if start:
-        assert home is not None
+            chunk = event.data
+        self._text.append(chunk)
+        if not event.message_finished:
+            return
+        frame = "".join(self._text).encode()
+        self._text.clear()
         try:
-            await start_server(path, home)
-        except (LaunchError, daemon.DaemonError, HomeError, SocketPathError) as exc:
-            print(f"Error: {exc}", file=sys.stderr)
-            return 1
+            _write_all(1, frame + b"\n")
+        except OSError:  # whoever reads our stdout is gone
+            self.server_gone = True
+            return
+        answered = _answered_id(frame)
+        if answered is not None:
+            self.outstanding.discard((type(answered), answered))
+            self.close_if_answered()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def relay(sock: socket.socket) -> int:
+    stdin = os.dup(0)
+    relay = Relay(sock)
+    lines = Lines()
     try:
-        sock = await trio.open_unix_socket(os.fspath(path))
-    except OSError as exc:
-        print(f"Error: {connect_error(path, exc)}", file=sys.stderr)
+        relay.handshake()
+    except (OSError, ConnectionError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
-    lines = LineTransport(stream_for_fd(os.dup(0)), stream_for_fd(os.dup(1)))
-    outstanding: set[tuple[type, RequestId]] = set()
-    input_done = trio.Event()
-    all_answered = trio.Event()
-
-    def settle() -> None:
-        if input_done.is_set() and not outstanding:
-            all_answered.set()
-
-    async with trio.open_nursery() as nursery:
-        ws = await wrap_client_stream(
-            nursery, sock, "localhost", "/", max_message_size=MAX_MESSAGE_BYTES
-        )
-
-        async def upstream() -> None:
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    try:
+        selector.register(stdin, selectors.EVENT_READ)
+        stdin_selectable = True
+    except PermissionError:  # a regular file or /dev/null: always readable, epoll refuses it
+        stdin_selectable = False
+    reading_stdin = True
+    while not relay.server_gone:
+        if reading_stdin and not stdin_selectable:
+            timeout: float | None = 0
+        else:
+            timeout = CLOSE_TIMEOUT if relay.close_sent else None
+        ready = [key.fd for key, _ in selector.select(timeout)]
+        if relay.close_sent and not ready:
+            break  # the server did not answer our close
+        if sock.fileno() in ready:
             try:
-                while (line := await lines.receive_frame()) is not None:
-                    if not line.strip():
-                        continue
-                    request_id = _request_id(line)
-                    if request_id is not None:
-                        outstanding.add((type(request_id), request_id))
-                    await ws.send_message(line.decode(errors="replace"))
-            except ConnectionClosed:
-                pass
-            if lines.oversized:
-                log.error("a stdin line exceeds %d bytes; closing", MAX_MESSAGE_BYTES)
-                outstanding.clear()
-            input_done.set()
-            settle()
-
-        async def close_when_answered() -> None:
-            await all_answered.wait()
-            await ws.aclose()
-
-        nursery.start_soon(upstream)
-        nursery.start_soon(close_when_answered)
-        try:
-            while True:
-                message = await ws.get_message()
-                frame = message.encode() if isinstance(message, str) else message
-                await lines.send_frames([frame])
-                answered = _answered_id(frame)
-                if answered is not None:
-                    outstanding.discard((type(answered), answered))
-                    settle()
-        except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        nursery.cancel_scope.cancel()
+                data = sock.recv(READ_CHUNK)
+            except OSError:
+                data = b""
+            relay.receive(data)
+        if reading_stdin and (stdin in ready or not stdin_selectable):
+            data = os.read(stdin, READ_CHUNK)
+            relay.forward_lines(lines.feed(data) if data else lines.end())
+            if not data or lines.oversized:
+                reading_stdin = False
+                if stdin_selectable:
+                    selector.unregister(stdin)
+                relay.finish_input(lines.oversized)
+    selector.close()
     release_stdout()
-    if outstanding:
+    if relay.outstanding:
         print(
-            f"Error: the server closed the connection with {len(outstanding)} request(s) "
+            f"Error: the server closed the connection with {len(relay.outstanding)} request(s) "
             "unanswered",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def attach(path: Path, *, start: bool = False, home: Path | None = None) -> int:
+    if start and not _probe(path):
+        from appserver.relay.start import start as start_server
+
+        assert home is not None
+        error = start_server(path, home)
+        if error is not None:
+            print(f"Error: {error}", file=sys.stderr)
+            return 1
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.fspath(path))
+    except OSError as exc:
+        sock.close()
+        print(f"Error: {connect_error(path, exc)}", file=sys.stderr)
+        return 1
+    with sock:
+        return relay(sock)

@@ -10,10 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-import trio
-
-from appserver.transport.stdio import stream_for_fd
-
 CHUNK = 64 * 1024
 
 
@@ -31,6 +27,11 @@ def release_stdout() -> None:
 
 
 async def proxy(path: Path) -> int:
+    # Not at module level: `attach` uses this module's helpers without trio.
+    import trio
+
+    from appserver.transport.stdio import stream_for_fd
+
     try:
         sock = await trio.open_unix_socket(os.fspath(path))
     except OSError as exc:

@@ -1,34 +1,6 @@
-"""The wire layer: JSON-RPC messages without `"jsonrpc"`, request ids, the converter, errors."""
+"""The wire layer: JSON-RPC messages without `"jsonrpc"`, request ids, the converter, errors.
 
-from appserver.wire.converter import converter, structure, unstructure
-from appserver.wire.errors import RpcError
-from appserver.wire.ids import RequestId, is_request_id
-from appserver.wire.messages import (
-    ErrorObject,
-    ErrorResponse,
-    Message,
-    Notification,
-    Request,
-    Response,
-    Undecodable,
-    decode,
-    encode,
-)
-
-__all__ = [
-    "ErrorObject",
-    "ErrorResponse",
-    "Message",
-    "Notification",
-    "Request",
-    "RequestId",
-    "Response",
-    "RpcError",
-    "Undecodable",
-    "converter",
-    "decode",
-    "encode",
-    "is_request_id",
-    "structure",
-    "unstructure",
-]
+Import the submodules themselves (`appserver.wire.messages`, `.ids`, `.converter`, `.errors`):
+this package imports nothing, so a light user of `ids` or `limits` (the `attach` relay) does not
+pay for cattrs and the message classes.
+"""

@@ -9,7 +9,10 @@ and whether every other launch exited 1 while exactly one kept running.
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +22,16 @@ import trio
 
 from benchmarks.client import Rpc, connect_unix, open_ws
 from benchmarks.scenarios import Column, Row, Scenario
-from benchmarks.servers import POLL_SECONDS, Server, Target, control_socket, new_home, spawn
+from benchmarks.servers import (
+    POLL_SECONDS,
+    Server,
+    Target,
+    control_socket,
+    new_home,
+    running,
+    server_env,
+    spawn,
+)
 from benchmarks.stats import median
 
 MODES: Final = (("unix", "fresh"), ("unix", "reused"), ("ws", "fresh"), ("ws", "reused"))
@@ -67,6 +79,76 @@ async def storm_handshake(path: Path, since: float) -> dict[str, float]:
     return {"accept_s": accepted, "upgrade_s": upgraded, "init_s": initialized}
 
 
+INITIALIZE_LINE: Final = (
+    b'{"id":1,"method":"initialize","params":{"clientInfo":{"name":"bench-join",'
+    b'"version":"1.0.0"}}}\n'
+)
+
+
+async def first_reply_seconds(argv: list[str], home: Path) -> float:
+    """exec `argv` (a JSON-lines client endpoint), send `initialize`: seconds to the reply line."""
+    started = time.perf_counter()
+    process = await trio.lowlevel.open_process(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(home),
+        cwd=os.fspath(home),
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        with trio.fail_after(30):
+            await process.stdin.send_all(INITIALIZE_LINE)
+            seen = b""
+            while b"\n" not in seen:
+                chunk = await process.stdout.receive_some()
+                if not chunk:
+                    raise RuntimeError(f"{argv[0]} exited before answering initialize")
+                seen += chunk
+            elapsed = time.perf_counter() - started
+            await process.stdin.aclose()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return elapsed
+
+
+async def join_row(target: Target, launches: int) -> Row:
+    """appserver: `appserver attach` joining a warm unix server; Codex: starting itself on
+    stdio (it has no JSON-lines way to join a running server), on a reused home."""
+    home = new_home()
+    times = []
+    try:
+        if target.is_appserver:
+            async with running(target, "unix", home=home) as server:
+                assert server.socket_path is not None
+                appserver = shlex.split(target.placeholders["appserver"])
+                argv = [*appserver, "attach", "--sock", os.fspath(server.socket_path)]
+                await first_reply_seconds(argv, home)  # unmeasured, like the reused-home primer
+                for _ in range(launches):
+                    times.append(await first_reply_seconds(argv, home))
+            mode = "join: attach to a warm server"
+        else:
+            argv = target.argv("stdio://", home)
+            await first_reply_seconds(argv, home)
+            for _ in range(launches):
+                times.append(await first_reply_seconds(argv, home))
+            mode = "join: attach to a warm server"
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "mode": mode,
+        "init_s": median(times),
+        "init_s_min": min(times),
+        "init_s_max": max(times),
+        "launches": len(times),
+    }
+
+
 async def until_one_left(servers: list[Server]) -> None:
     """Until at most one of `servers` is still running."""
     running = [sum(1 for s in servers if s.process.returncode is None)]
@@ -107,6 +189,9 @@ class Startup(Scenario):
         Column("exit_codes", "exit codes"),
     )
     notes = (
+        "Join row: exec -> first `initialize` reply line on stdout, for a JSON-lines client: "
+        "appserver's `attach` joining a running unix server (the way SDKs share one), against "
+        "Codex starting its own `app-server --listen stdio://` on a reused home. "
         "Storm row: `exec→initialize` is from the first exec until one server answered "
         "`initialize`; `exit codes` counts the launches' exit statuses (`running` = still "
         "serving when the others had exited); the winner is then stopped with SIGTERM."
@@ -143,6 +228,7 @@ class Startup(Scenario):
             codes = Counter(str(launch["rc"]) for launch in launches)
             row["exit_codes"] = _codes(codes)
             rows.append(row)
+        rows.append(await join_row(target, max(3, settings.startup_launches)))
         rows.append(await self._storm(target, settings.storm_width))
         return rows
 
