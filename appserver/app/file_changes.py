@@ -61,12 +61,12 @@ def sandbox_allows(sandbox: Any, cwd: str, paths: Iterable[str]) -> bool:
     if policy.kind in UNRESTRICTED_SANDBOXES:
         return True
     roots = writable_roots(policy, cwd, os.environ.get("TMPDIR"))
+    # Protected subpaths of every root stay read-only, whichever root also holds them (as the
+    # command sandbox's read-only binds do).
+    protected = [os.path.join(r, name) for r in roots for name in PROTECTED_SUBPATHS]
     for path in paths:
         real = os.path.realpath(path)
-        root = next((r for r in roots if _inside(real, r)), None)
-        if root is None:
-            return False
-        if any(_inside(real, os.path.join(root, name)) for name in PROTECTED_SUBPATHS):
+        if not any(_inside(real, r) for r in roots) or any(_inside(real, p) for p in protected):
             return False
     return True
 
