@@ -36,7 +36,7 @@ class Settings:
     #: (longer than the server's 10 s head deadline).
     attack_connections: int = 2000
     attack_seconds: float = 12.0
-    #: Scenario 8: connections, each sending one message of this many MiB at once.
+    #: Scenario 9: connections, each sending one message of this many MiB at once.
     inbound_connections: int = 20
     inbound_message_mib: int = 60
 

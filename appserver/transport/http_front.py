@@ -30,6 +30,8 @@ HEAD_TIMEOUT: Final = 10.0
 #: (a slowloris attack) times out a few at a time instead of in one scheduler batch that would
 #: stall every live connection; each still gets its full HEAD_TIMEOUT.
 HEAD_DEADLINE_SPACING: Final = 0.0005
+#: ... and at most this much later than HEAD_TIMEOUT.
+HEAD_DEADLINE_SLACK: Final = 1.0
 #: Head timeouts are logged at most once per this many seconds, with a count.
 HEAD_TIMEOUT_LOG_SECONDS: Final = 1.0
 #: The largest request head read (h11 buffers it whole); beyond it the answer is 431. Big enough
@@ -161,9 +163,11 @@ class _HeadDeadlines:
         self._logged_at = -math.inf
 
     def next(self) -> float:
-        deadline = max(
-            trio.current_time() + HEAD_TIMEOUT, self._last_deadline + HEAD_DEADLINE_SPACING
-        )
+        earliest = trio.current_time() + HEAD_TIMEOUT
+        # Spaced, but never more than HEAD_DEADLINE_SLACK late: a sustained flood of new
+        # connections must not stretch the deadline without bound.
+        spaced = min(self._last_deadline + HEAD_DEADLINE_SPACING, earliest + HEAD_DEADLINE_SLACK)
+        deadline = max(earliest, spaced)
         self._last_deadline = deadline
         return deadline
 

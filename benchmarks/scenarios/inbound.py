@@ -1,4 +1,4 @@
-"""Scenario 8: inbound memory, N connections each sending one big message at once (unix).
+"""Scenario 9: inbound memory, N connections each sending one big message at once (unix).
 
 Each client initializes, then sends one text frame of SIZE bytes — a valid
 `windowsSandbox/readiness` request whose params carry a SIZE-byte string — all N at the same
@@ -46,7 +46,7 @@ async def peak_rss(server: Server, stop: trio.Event, peak: list[int]) -> None:
 
 class InboundMemory(Scenario):
     name = "inbound"
-    title = "8. Inbound memory: N connections x one big message at once (unix)"
+    title = "9. Inbound memory: N connections x one big message at once (unix)"
     keys = ("run",)
     columns = (
         Column("rss_base_mb", "RSS before MB", "{:.1f}"),

@@ -76,3 +76,12 @@ async def test_a_wave_of_head_timeouts_is_logged_once_with_its_count(
         "1 ws client(s) sent no request head within 10.0s",
         "500 ws client(s) sent no request head within 10.0s",
     ]
+
+
+async def test_a_flood_of_new_connections_never_stretches_a_deadline_past_the_slack(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    deadlines = http_front._HeadDeadlines()
+    now = trio.current_time()
+    latest = max(deadlines.next() for _ in range(100_000))  # 50 s worth of spacing at once
+    assert latest <= now + HEAD_TIMEOUT + http_front.HEAD_DEADLINE_SLACK + 0.001
