@@ -1,8 +1,8 @@
 """The function tools offered to the model, modelled on Codex's own (codex-rs/core/src/tools):
-`shell` (argv `command`, `workdir`, `timeout_ms`, `with_escalated_permissions`,
-`justification`), `apply_patch` (Codex's patch format, as the JSON `input` of the function
-variant) and `update_plan`. Each handler returns the text sent back to the model as the
-`tool` message for the call.
+`shell` (argv `command`, `workdir`, `timeout_ms` (enforced when the command runs without
+asking), `with_escalated_permissions`, `justification`), `apply_patch` (Codex's patch format,
+as the JSON `input` of the function variant) and `update_plan`. Each handler returns the text
+sent back to the model as the `tool` message for the call.
 
 Approval of `shell` follows the thread's approval policy with Codex's rules:
 
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
+import trio
 
 from appserver.app.agents.base import PlanStep, Turn
 from appserver.app.agents.openai.safety import display_command, is_known_safe_command
@@ -192,12 +193,22 @@ async def shell(turn: Turn, args: dict[str, Any]) -> str:
     escalated = bool(args.get("with_escalated_permissions"))
     justification = args.get("justification") if escalated else None
     policy = _policy(turn)
+    ask = needs_approval(policy, argv, escalated)
+    reason = justification if isinstance(justification, str) else None
+    timeout_ms = args.get("timeout_ms")
     started = time.monotonic()
-    outcome = await turn.run_command(
-        command,
-        reason=justification if isinstance(justification, str) else None,
-        ask=needs_approval(policy, argv, escalated),
-    )
+    if isinstance(timeout_ms, int | float) and timeout_ms > 0 and not ask:
+        # Enforced only when nobody is asked: the limit is for the command, not the user.
+        with trio.move_on_after(timeout_ms / 1000) as limit:
+            outcome = await turn.run_command(command, reason=reason, ask=False)
+        if limit.cancelled_caught:
+            payload = {
+                "output": f"command timed out after {int(timeout_ms)} ms",
+                "metadata": {"exit_code": None, "duration_seconds": round(timeout_ms / 1000, 1)},
+            }
+            return orjson.dumps(payload).decode()
+    else:
+        outcome = await turn.run_command(command, reason=reason, ask=ask)
     if not outcome.declined and outcome.exit_code not in (0, None) and policy == "on-failure":
         retry = await turn.run_command(
             command, reason="command failed; retry without sandbox?", ask=True

@@ -538,3 +538,21 @@ async def test_compact_asks_the_model_for_a_summary_that_later_turns_send(
     assert "We discussed the parser; next: fix it." in later[1]["content"]
     assert later[2] == {"role": "user", "content": "go on"}
     assert client.assert_schema_valid()
+
+
+async def test_timeout_ms_stops_a_command_the_user_was_not_asked_about(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    fake.script(
+        tool_stream("shell", {"command": ["sleep", "30"], "timeout_ms": 200}, "t1"),
+        stream(text_chunks("It timed out.")),
+    )
+    client = await app.client()
+    thread_id = await thread_in(client, workdir, approvalPolicy="never")
+    with trio.fail_after(5):
+        frames = await run_turn(client, thread_id, "wait")
+    (command,) = completed_items(frames, "commandExecution")
+    assert command["status"] == "failed"
+    (result,) = tool_messages(fake.chat_requests()[1])
+    assert orjson.loads(result["content"])["output"] == "command timed out after 200 ms"
+    assert completed_turn(frames)["status"] == "completed"
