@@ -224,3 +224,35 @@ async def test_model_list_and_model_ids(
         await run_turn(client, other["thread"]["id"], "hi")
         assert fake.chat_requests()[-1]["model"] == "my-finetune"
         assert_schema_valid(client)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_config_toml_names_the_provider_key_and_model(
+    kind: Kind, tmp_path: Path, fake: FakeOpenAI, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # overridden by the file
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'model = "configured-model"\n'
+        'model_provider = "local"\n'
+        "[model_providers.local]\n"
+        'name = "local"\n'
+        f'base_url = "{fake.base_url}"\n'
+        'env_key = "LOCAL_KEY"\n'
+    )
+    fake.script(stream(text_chunks("from the configured provider")))
+    async with (
+        spawn_server(kind, home, "--agent", "openai") as server,
+        open_client(kind, server) as client,
+    ):
+        await client.initialize()
+        listed = await client.call("model/list", {})
+        assert [m["id"] for m in listed["data"] if m["isDefault"]] == ["configured-model"]
+        thread_id = await start_thread(client, work)
+        events = await run_turn(client, thread_id, "hi")
+        assert items(events, "agentMessage")[0]["text"] == "from the configured provider"
+        request = fake.requests[-1]
+        assert request.headers["authorization"] == "Bearer sk-local"
+        assert request.body["model"] == "configured-model"
