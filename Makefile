@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run lint typecheck unit clean bench
+.PHONY: sandbox test run lint typecheck unit clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,13 +13,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m compileall -q appserver
 	touch $(STAMP)
 
-test: $(STAMP)
+# Commands run confined by bubblewrap (README "Sandbox"): install Debian's bubblewrap when bwrap
+# is missing and we are root with apt-get; otherwise say why confined commands will be refused.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } \
+	  || echo "warning: bubblewrap (bwrap) is not installed and cannot be installed here: read-only and" \
+	     "workspace-write commands will be refused and the sandbox tests fail (install bubblewrap)" >&2
+
+test: $(STAMP) sandbox
 	$(BIN)/ruff check appserver tests examples $(wildcard benchmarks)
 	$(BIN)/ruff format --check appserver tests examples $(wildcard benchmarks)
 	$(BIN)/mypy --strict appserver
 	$(BIN)/pytest -q
 
-run: $(STAMP)
+run: $(STAMP) sandbox
 	$(BIN)/appserver --listen unix://
 
 # All scenarios, appserver and codex interleaved when the codex binary exists (< 10 min);

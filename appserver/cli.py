@@ -95,6 +95,12 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     parser.add_argument(
+        "--dangerously-allow-unsandboxed",
+        action="store_true",
+        help="run commands UNCONFINED when their sandbox policy cannot be enforced here "
+        "(bubblewrap missing or unusable); logged at WARNING",
+    )
+    parser.add_argument(
         "--agent",
         action="append",
         default=[],
@@ -235,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from appserver.logs import configure_logging
 
     configure_logging(options.log_level)
+    if options.dangerously_allow_unsandboxed:
+        from appserver.sandbox import configure as configure_sandbox
+
+        configure_sandbox(allow_unsandboxed=True)
 
     from appserver.transport.auth import AuthArgs
     from appserver.transport.listen import DEFAULT_LISTEN_URL, parse_listen_url

@@ -321,6 +321,19 @@ class Process:
         self._returncode = process.returncode
         self._done.set()
 
+    async def _stop(self) -> None:
+        """Kill the process if it still runs and reap it (the watcher may have been cancelled
+        with its caller, so this does not rely on it)."""
+        process = self._process
+        if process is None or self._done.is_set():
+            return
+        self.terminate()
+        await process.wait()
+        with trio.move_on_after(DRAIN_TIMEOUT):
+            await self._pumps_done.wait()
+        self._returncode = process.returncode
+        self._done.set()
+
     async def _close(self) -> None:
         for stream in (self._pty, self._stdin):
             if stream is not None:
@@ -348,9 +361,7 @@ async def spawn(spec: Spec, on_output: OnOutput | None = None) -> AsyncIterator[
             yield process
         finally:
             with trio.CancelScope(shield=True):
-                if process._process is not None:
-                    process.terminate()
-                    await process._done.wait()
+                await process._stop()
                 nursery.cancel_scope.cancel()
                 await process._close()
 

@@ -21,6 +21,7 @@ import os
 from typing import Any, Final
 
 import attrs
+import trio
 
 from appserver import process
 from appserver.app.handlers.pagination import paginate
@@ -53,8 +54,10 @@ def invalid_params(message: str) -> RpcError:
 
 @attrs.define(eq=False)
 class _Session:
-    process: process.Process | None = None
     stream_stdin: bool = False
+    process: process.Process | None = None
+    #: Set once the process started (or failed to): follow-up calls wait for it.
+    started: trio.Event = attrs.Factory(trio.Event)
 
 
 def _size(wire: Any) -> tuple[int, int]:
@@ -162,12 +165,14 @@ def register(registry: Registry, threads: Threads) -> None:
         try:
             async with process.spawn(spec, on_output=delta if streaming else None) as running:
                 session.process = running
+                session.started.set()
                 result = await running.wait()
         except process.SandboxUnavailable as exc:
             raise RpcError.internal(f"exec failed: {exc}") from None
         except OSError as exc:
             raise RpcError.internal(f"failed to spawn command: {exc}") from None
         finally:
+            session.started.set()
             if key is not None:
                 sessions.pop(key, None)
         return {
@@ -176,10 +181,11 @@ def register(registry: Registry, threads: Threads) -> None:
             "stderr": result.stderr.decode(errors="replace"),
         }
 
-    def running(ctx: RequestContext, process_id: str) -> tuple[_Session, process.Process]:
+    async def running(ctx: RequestContext, process_id: str) -> tuple[_Session, process.Process]:
         session = sessions.get((ctx.connection_id, process_id))
         if session is None:
             raise RpcError.invalid_request(f'no active command/exec for process id "{process_id}"')
+        await session.started.wait()
         if session.process is None or not session.process.running:
             raise RpcError.invalid_request(f'command/exec "{process_id}" is no longer running')
         return session, session.process
@@ -194,7 +200,7 @@ def register(registry: Registry, threads: Threads) -> None:
             data = base64.b64decode(params.delta_base64 or "", validate=True)
         except (binascii.Error, ValueError) as exc:
             raise invalid_params(f"invalid deltaBase64: {exc}") from None
-        session, target = running(ctx, params.process_id)
+        session, target = await running(ctx, params.process_id)
         if not session.stream_stdin:
             raise RpcError.invalid_request("stdin streaming is not enabled for this command/exec")
         try:
@@ -207,9 +213,11 @@ def register(registry: Registry, threads: Threads) -> None:
         return {}
 
     @method("command/exec/resize", CommandExecResizeParams)
-    def command_exec_resize(ctx: RequestContext, params: CommandExecResizeParams) -> dict[str, Any]:
+    async def command_exec_resize(
+        ctx: RequestContext, params: CommandExecResizeParams
+    ) -> dict[str, Any]:
         rows, cols = _size(params.size)
-        _, target = running(ctx, params.process_id)
+        _, target = await running(ctx, params.process_id)
         try:
             target.resize(rows, cols)
         except (ValueError, OSError) as exc:
@@ -217,10 +225,10 @@ def register(registry: Registry, threads: Threads) -> None:
         return {}
 
     @method("command/exec/terminate", CommandExecTerminateParams)
-    def command_exec_terminate(
+    async def command_exec_terminate(
         ctx: RequestContext, params: CommandExecTerminateParams
     ) -> dict[str, Any]:
-        _, target = running(ctx, params.process_id)
+        _, target = await running(ctx, params.process_id)
         target.terminate()
         return {}
 
