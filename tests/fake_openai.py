@@ -9,7 +9,8 @@
 `Stream` of SSE events, or a `Status` error); when the script is empty it streams
 `DEFAULT_TEXT`. `GET /v1/models` lists `fake.models`. Every request is recorded in
 `fake.requests` (method, path, headers, JSON body).
-A `Stream` can stall after its chunks (`hang=True`) until the client closes the connection,
+A `Stream` can stall after its chunks (`hang=True`) until the client closes the connection
+(or drop the connection there, `abort=True`),
 which sets `fake.client_closed`; `delay` spaces the chunks out. Keep-alive is supported, as
 the SDK pools connections.
 """
@@ -48,6 +49,8 @@ class Stream:
     hang: bool = False
     #: End with `data: [DONE]` (Chat Completions does, the Responses API does not).
     done: bool = True
+    #: After the chunks, drop the connection mid-body (a broken stream).
+    abort: bool = False
 
 
 @attrs.define
@@ -273,6 +276,10 @@ class FakeOpenAI:
             await self._send(sock, conn, h11.Data(data=b"data: " + orjson.dumps(item) + b"\n\n"))
             if reply.delay:
                 await trio.sleep(reply.delay)
+        if reply.abort:
+            # Drop the connection in the middle of the body (no terminating chunk).
+            await sock.aclose()
+            return
         if reply.hang:
             # Wait for the client to give up: EOF (or a reset) on the socket.
             try:

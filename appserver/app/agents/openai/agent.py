@@ -22,7 +22,7 @@ import trio
 
 from appserver.app.agents.base import MessageStream, ReasoningStream, Turn, TurnFailed
 from appserver.app.agents.openai import settings as settings_module
-from appserver.app.agents.openai.client import MAX_RETRIES, Endpoint
+from appserver.app.agents.openai.client import MAX_RETRIES, STREAM_MAX_RETRIES, Endpoint
 from appserver.app.agents.openai.conversation import Message, history_messages, user_content
 from appserver.app.agents.openai.instructions import build_instructions
 from appserver.app.agents.openai.sse import SseDecoder
@@ -55,6 +55,27 @@ Include:
 Be concise, structured, and focused on helping the next LLM seamlessly continue the work."""
 
 
+#: First pause before requesting a broken stream again (doubling, at most 5 s).
+STREAM_RETRY_DELAY: Final = 0.2
+
+
+class _BrokeEarly(Exception):
+    """The stream broke before anything of it reached the client: it may be requested again."""
+
+    def __init__(self, failure: TurnFailed) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _count(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and 0 <= value <= 100 else default
+
+
+def _is_disconnect(failure: TurnFailed) -> bool:
+    info = failure.codex_error_info
+    return isinstance(info, dict) and "responseStreamDisconnected" in info
+
+
 class OpenAIAgent:
     name = "openai"
     display_name = "OpenAI-compatible model"
@@ -66,7 +87,7 @@ class OpenAIAgent:
     def __init__(self, home: Path | None = None, env: Mapping[str, str] | None = None) -> None:
         self.home = home
         self._env = env
-        self._endpoints: dict[tuple[settings_module.Settings, int], Endpoint] = {}
+        self._endpoints: dict[tuple[settings_module.Settings, int, int], Endpoint] = {}
         self._models: dict[str, list[str]] = {}
         self._config: Config | None = None
         #: Instructions per thread, built at the thread's first turn in this process (as Codex
@@ -94,11 +115,11 @@ class OpenAIAgent:
             config, os.environ if self._env is None else self._env, frozenset({self.name})
         )
         provider = (config.get("model_providers") or {}).get(settings.provider) or {}
-        retries = provider.get("request_max_retries", MAX_RETRIES)
-        retries = retries if isinstance(retries, int) and 0 <= retries <= 100 else MAX_RETRIES
-        key = (settings, retries)
+        retries = _count(provider.get("request_max_retries"), MAX_RETRIES)
+        stream_retries = _count(provider.get("stream_max_retries"), STREAM_MAX_RETRIES)
+        key = (settings, retries, stream_retries)
         if key not in self._endpoints:
-            self._endpoints[key] = Endpoint(settings, retries)
+            self._endpoints[key] = Endpoint(settings, retries, stream_retries)
         return self._endpoints[key]
 
     # -- models ------------------------------------------------------------------------------
@@ -197,8 +218,22 @@ class OpenAIAgent:
     async def _sample(
         self, turn: Turn, endpoint: Endpoint, body: dict[str, Any], *, show: bool = True
     ) -> tuple[ChatParser | ResponsesParser, str]:
-        """One streamed model response: deltas go out as they arrive (with `show`; otherwise
-        the text is only collected)."""
+        """One streamed model response; a stream that breaks before anything of it was shown
+        is requested again (`stream_max_retries` times, as Codex)."""
+        for attempt in range(endpoint.stream_retries + 1):
+            try:
+                return await self._sample_once(turn, endpoint, body, show)
+            except _BrokeEarly as broke:
+                if attempt == endpoint.stream_retries:
+                    raise broke.failure from None
+                log.warning("openai agent: %s; retrying", broke.failure.message)
+                await trio.sleep(min(STREAM_RETRY_DELAY * 2**attempt, 5.0))
+        raise AssertionError("unreachable")
+
+    async def _sample_once(
+        self, turn: Turn, endpoint: Endpoint, body: dict[str, Any], show: bool
+    ) -> tuple[ChatParser | ResponsesParser, str]:
+        """Deltas go out as they arrive (with `show`; otherwise the text is only collected)."""
         parser: ChatParser | ResponsesParser = (
             ResponsesParser() if endpoint.settings.wire_api == "responses" else ChatParser()
         )
@@ -241,6 +276,11 @@ class OpenAIAgent:
             raise TurnFailed(
                 f"the model endpoint reported an error: {exc}", codex_error_info="other"
             ) from exc
+        except TurnFailed as exc:
+            shown = message is not None or reasoning is not None or (show and bool(texts))
+            if not shown and _is_disconnect(exc):
+                raise _BrokeEarly(exc) from exc
+            raise
         if reasoning is not None:
             await reasoning.finish()
         if message is not None:

@@ -25,8 +25,9 @@ from appserver.app.agents.openai.settings import Settings
 if TYPE_CHECKING:
     import openai
 
-#: Codex's `request_max_retries` default.
+#: Codex's `request_max_retries` and `stream_max_retries` defaults.
 MAX_RETRIES: Final = 4
+STREAM_MAX_RETRIES: Final = 5
 
 _sdk: Any = None
 #: The HTTP response class of the SDK's HTTP client (`httpx2` in openai 3, `httpx` before).
@@ -53,9 +54,15 @@ async def load_sdk() -> Any:
 class Endpoint:
     """One OpenAI-compatible endpoint (its connection pool is reused across turns)."""
 
-    def __init__(self, settings: Settings, max_retries: int = MAX_RETRIES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        max_retries: int = MAX_RETRIES,
+        stream_retries: int = STREAM_MAX_RETRIES,
+    ) -> None:
         self.settings = settings
         self.max_retries = max_retries
+        self.stream_retries = stream_retries
         self._client: openai.AsyncOpenAI | None = None
 
     async def client(self) -> openai.AsyncOpenAI:

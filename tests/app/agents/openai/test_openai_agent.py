@@ -28,6 +28,7 @@ from tests.app.app_harness import (
 from tests.fake_openai import (
     FakeOpenAI,
     Status,
+    Stream,
     reasoning_chunks,
     responses_stream,
     serve_fake_openai,
@@ -556,3 +557,32 @@ async def test_timeout_ms_stops_a_command_the_user_was_not_asked_about(
     (result,) = tool_messages(fake.chat_requests()[1])
     assert orjson.loads(result["content"])["output"] == "command timed out after 200 ms"
     assert completed_turn(frames)["status"] == "completed"
+
+
+async def test_a_stream_that_breaks_before_any_text_is_requested_again(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    fake.script(Stream([], abort=True), stream(text_chunks("Second try.")))
+    client = await app.client()
+    thread_id = await thread_in(client, workdir)
+    frames = await run_turn(client, thread_id, "hi")
+    assert final_text(frames) == "Second try."
+    assert completed_turn(frames)["status"] == "completed"
+    assert len(fake.chat_requests()) == 2
+
+
+async def test_a_stream_that_breaks_after_text_fails_the_turn(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    fake.script(Stream(text_chunks("Half an ans"), abort=True))
+    client = await app.client()
+    thread_id = await thread_in(client, workdir)
+    frames = await run_turn(client, thread_id, "hi")
+    (error,) = notifications(frames, "error")
+    assert error["error"]["codexErrorInfo"] == {
+        "responseStreamDisconnected": {"httpStatusCode": None}
+    }
+    assert completed_turn(frames)["status"] == "failed"
+    assert final_text(frames) == "Half an ans"  # what was shown stays
+    assert len(fake.chat_requests()) == 1
+    assert client.assert_schema_valid()
