@@ -3,6 +3,7 @@ settings resolution, AGENTS.md discovery, history conversion and the shell tool'
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appserver.app.agents.base import CommandOutcome
-from appserver.app.agents.openai.conversation import history_messages
+from appserver.app.agents.openai.conversation import history_messages, user_content
 from appserver.app.agents.openai.instructions import build_instructions, project_docs
 from appserver.app.agents.openai.safety import display_command, is_known_safe_command
 from appserver.app.agents.openai.settings import NO_KEY, resolve
@@ -351,3 +352,23 @@ async def test_workdir_and_string_commands() -> None:
     turn = StubTurn("never", [CommandOutcome(False, 0, "")])
     await shell(turn, {"command": "ls -la", "workdir": "sub dir"})  # type: ignore[arg-type]
     assert turn.calls == [("cd '/work/sub dir' && ls -la", False)]
+
+
+def test_images_become_image_url_parts(tmp_path: Path) -> None:
+    png = tmp_path / "shot.png"
+    png.write_bytes(b"\x89PNG fake")
+    content = user_content(
+        [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image", "url": "https://example.invalid/a.png"},
+            {"type": "localImage", "path": str(png)},
+            {"type": "localImage", "path": str(tmp_path / "missing.png")},
+        ]
+    )
+    assert isinstance(content, list)
+    assert content[0] == {"type": "text", "text": "what is this?"}
+    urls = [part["image_url"]["url"] for part in content[1:]]
+    assert urls[0] == "https://example.invalid/a.png"
+    assert urls[1] == "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
+    assert len(urls) == 2
+    assert user_content([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "a\nb"
