@@ -226,7 +226,8 @@ class Process:
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _start(self, nursery: trio.Nursery) -> None:
+    async def _open(self) -> None:
+        """Start the process (outside any nursery, so a failure raises as itself)."""
         spec = self.spec
         env = build_env(spec.env, parse_policy(spec.sandbox), spec.tty)
         if spec.tty:
@@ -250,7 +251,6 @@ class Process:
             finally:
                 os.close(slave)
             self._pty = trio.lowlevel.FdStream(master)
-            self._start_pump(nursery, self._pty, "stdout")
         else:
             self._process = await trio.lowlevel.open_process(
                 self.argv,
@@ -262,6 +262,12 @@ class Process:
                 start_new_session=True,
             )
             self._stdin = self._process.stdin
+
+    def _start_tasks(self, nursery: trio.Nursery) -> None:
+        assert self._process is not None
+        if self._pty is not None:
+            self._start_pump(nursery, self._pty, "stdout")
+        else:
             assert self._process.stdout is not None
             self._start_pump(nursery, self._process.stdout, "stdout")
             if self._process.stderr is not None:
@@ -355,9 +361,10 @@ async def spawn(spec: Spec, on_output: OnOutput | None = None) -> AsyncIterator[
     tmpdir = spec.env.get("TMPDIR", os.environ.get("TMPDIR"))
     argv = await confine(spec.argv, policy, spec.cwd, tmpdir=tmpdir)
     process = Process(spec, argv, on_output)
+    await process._open()
     async with trio.open_nursery() as nursery:
         try:
-            await process._start(nursery)
+            process._start_tasks(nursery)
             yield process
         finally:
             with trio.CancelScope(shield=True):
