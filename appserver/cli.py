@@ -17,6 +17,7 @@ from appserver.home import (
     control_socket_path,
     resolve_home,
 )
+from appserver.serve_flags import add_forwarded_flags, given_flags
 
 if TYPE_CHECKING:
     # Imported where the server path needs them: `attach` must start without attrs and auth.
@@ -140,16 +141,20 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
             action="store_true",
             help="start a detached server for the home first if none answers",
         )
-    parser.add_argument("--log-level", default=None)
+        parser.add_argument("--relay-log-level", default=None, help="attach's own log level")
+        add_forwarded_flags(parser)
+    else:
+        parser.add_argument("--log-level", default=None)
     return parser
 
 
 def _relay(command: str, args: list[str]) -> int:
     options = relay_parser(command).parse_args(args)
-    if command == "proxy" or options.log_level:
+    own_level = options.log_level if command == "proxy" else options.relay_log_level
+    if command == "proxy" or own_level:
         from appserver.logs import configure_logging
 
-        configure_logging(options.log_level or "WARNING")  # attach reports on stderr itself
+        configure_logging(own_level or "WARNING")  # attach reports on stderr itself
     home = resolve_home(options.home)
     sock = Path(os.path.abspath(options.sock)) if options.sock else control_socket_path(home)
     if command == "proxy":
@@ -161,7 +166,7 @@ def _relay(command: str, args: list[str]) -> int:
     # No trio here: joining a running server must start fast (see relay/attach.py).
     from appserver.relay.attach import attach
 
-    return attach(sock, start=options.start, home=home)
+    return attach(sock, start=options.start, home=home, server_args=given_flags(options))
 
 
 def daemon_parser() -> argparse.ArgumentParser:
@@ -184,6 +189,8 @@ def daemon_parser() -> argparse.ArgumentParser:
     for name, text in helps.items():
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
+        if name in ("start", "restart"):
+            add_forwarded_flags(command)
         if name in ("stop", "restart"):
             command.add_argument(
                 "--grace",
@@ -204,7 +211,8 @@ def _daemon(args: list[str]) -> int:
     configure_logging("WARNING")
     home = resolve_home(options.home)
     grace = getattr(options, "grace", daemon.STOP_GRACE_SECONDS)
-    return daemon.main(options.command, home, grace=grace)
+    server_args = given_flags(options) if options.command in ("start", "restart") else None
+    return daemon.main(options.command, home, grace=grace, server_args=server_args)
 
 
 def _early_startup(listen: ListenTarget, home: Path) -> StartupLock | None:

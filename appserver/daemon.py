@@ -34,7 +34,7 @@ import orjson
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, wrap_client_stream
 
-from appserver import __version__
+from appserver import __version__, serve_flags
 from appserver.home import (
     HomeError,
     control_socket_path,
@@ -310,12 +310,16 @@ class Started:
     log_offset: int
 
 
-async def _launch(paths: DaemonPaths) -> Started | None:
+async def _launch(paths: DaemonPaths, server_args: list[str] | None) -> Started | None:
     """Launch a detached server, or None if one started listening meanwhile (`attach --start`).
+    `server_args`: serve flags given now (recorded for later launches), None for the recorded
+    ones (`serve_flags`).
 
     The startup lock is handed to the server, which releases it once it has bound.
     """
-    command = server_command(paths.home)
+    command = server_command(paths.home, extra=serve_flags.launch_args(paths.home, server_args))
+    if server_args is not None:
+        serve_flags.write_record(paths.home, server_args)
     launched = await launch_detached(
         paths.home, paths.socket, command, paths.log_file, truncate=False
     )
@@ -402,7 +406,9 @@ def _report(
     return report
 
 
-async def start(paths: DaemonPaths) -> Report:
+async def start(paths: DaemonPaths, server_args: list[str] | None = None) -> Report:
+    """Start the server unless one answers; `server_args` as in `_launch` (a running server
+    keeps the flags it was started with)."""
     record = managed_record(paths)
     answer = await probe_server(paths.socket)
     if answer is None and record is not None:
@@ -416,7 +422,7 @@ async def start(paths: DaemonPaths) -> Report:
         answer = await _wait_until_ready(paths, gone, log_offset=offset)
     if answer is not None:
         return _report("alreadyRunning", paths, record=record, answer=answer, log=True)
-    launched = await _launch(paths)
+    launched = await _launch(paths, server_args)
     if launched is None:
         answer = await _wait_until_ready(paths, lambda: None, log_offset=0)
         return _report("alreadyRunning", paths, answer=answer)
@@ -449,9 +455,11 @@ async def stop(paths: DaemonPaths, *, grace: float = STOP_GRACE_SECONDS) -> Repo
     return _report("stopped", paths, record=record)
 
 
-async def restart(paths: DaemonPaths, *, grace: float = STOP_GRACE_SECONDS) -> Report:
+async def restart(
+    paths: DaemonPaths, *, grace: float = STOP_GRACE_SECONDS, server_args: list[str] | None = None
+) -> Report:
     await stop(paths, grace=grace)
-    report = await start(paths)
+    report = await start(paths, server_args)
     report["status"] = "restarted"
     return report
 
@@ -464,27 +472,42 @@ async def status(paths: DaemonPaths) -> Report:
     return _report("running", paths, record=record, answer=answer, log=True)
 
 
-async def run_command(command: str, home: Path, *, grace: float = STOP_GRACE_SECONDS) -> Report:
-    """Run one lifecycle command under the daemon operation lock."""
+async def run_command(
+    command: str,
+    home: Path,
+    *,
+    grace: float = STOP_GRACE_SECONDS,
+    server_args: list[str] | None = None,
+) -> Report:
+    """Run one lifecycle command under the daemon operation lock. `server_args`: the serve
+    flags `start` and `restart` launch with (None: the recorded ones)."""
     paths = DaemonPaths.for_home(home)
     check_path_length(paths.socket)
     prepare_private_directory(paths.directory)
     async with operation_lock(paths.lock_file):
         if command == "start":
-            return await start(paths)
+            return await start(paths, server_args)
         if command == "stop":
             return await stop(paths, grace=grace)
         if command == "restart":
-            return await restart(paths, grace=grace)
+            return await restart(paths, grace=grace, server_args=server_args)
         if command == "status":
             return await status(paths)
     raise ValueError(f"unknown daemon command {command!r}")
 
 
-def main(command: str, home: Path, *, grace: float = STOP_GRACE_SECONDS) -> int:
+def main(
+    command: str,
+    home: Path,
+    *,
+    grace: float = STOP_GRACE_SECONDS,
+    server_args: list[str] | None = None,
+) -> int:
     """Print one JSON object and return 0, or print `Error: …` on stderr and return 1."""
     try:
-        report = trio.run(functools.partial(run_command, command, home, grace=grace))
+        report = trio.run(
+            functools.partial(run_command, command, home, grace=grace, server_args=server_args)
+        )
     except (DaemonError, HomeError, SocketPathError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

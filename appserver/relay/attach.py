@@ -258,12 +258,20 @@ def relay(sock: socket.socket) -> int:
     return 0
 
 
-def attach(path: Path, *, start: bool = False, home: Path | None = None) -> int:
+def attach(
+    path: Path,
+    *,
+    start: bool = False,
+    home: Path | None = None,
+    server_args: list[str] | None = None,
+) -> int:
+    """Relay stdio to the server at `path`; with `start`, launch one first if none answers
+    (`server_args`: its serve flags, None for the recorded ones)."""
     if start and not _probe(path):
         from appserver.relay.start import start as start_server
 
         assert home is not None
-        error = start_server(path, home)
+        error = start_server(path, home, server_args)
         if error is not None:
             print(f"Error: {error}", file=sys.stderr)
             return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -42,10 +43,14 @@ def log_tail(path: Path, since: int = 0) -> str:
     return f":\n{text}" if text else ""
 
 
-def server_command(home: Path, socket_path: Path | None = None) -> list[str]:
-    """`appserver --listen unix://[PATH] --home HOME` with this interpreter."""
+def server_command(
+    home: Path, socket_path: Path | None = None, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """`appserver --listen unix://[PATH] --home HOME [extra serve flags]` with this
+    interpreter."""
     listen = f"unix://{socket_path}" if socket_path is not None else "unix://"
-    return [sys.executable, "-m", "appserver", "--listen", listen, "--home", os.fspath(home)]
+    home_args = ["--listen", listen, "--home", os.fspath(home)]
+    return [sys.executable, "-m", "appserver", *home_args, *extra]
 
 
 @attrs.frozen
