@@ -1,8 +1,10 @@
-"""What the sandbox tests share: a bwrap that works (or a failure saying why there is none) and
-a directory outside every root a workspace-write command may write."""
+"""What the sandbox and process tests share: a bwrap that works (or a failure saying why there is
+none), a directory outside every root a workspace-write command may write, and a look at which
+processes are alive."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,3 +36,19 @@ def outside_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def running_with(marker: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line contains `marker`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(entry))
+    return found

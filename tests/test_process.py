@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -12,26 +11,10 @@ import trio
 from appserver import process
 from appserver.process import Spec
 from appserver.sandbox import enforce
-from tests.sandbox_checks import require_bwrap
+from tests.sandbox_checks import require_bwrap, running_with
 
 DANGER = {"type": "dangerFullAccess"}
 READ_ONLY = {"type": "readOnly"}
-
-
-def running_with(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains `marker`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(entry))
-    return found
 
 
 async def test_pipes_keep_stdout_and_stderr_apart(tmp_path: Path) -> None:
