@@ -428,7 +428,7 @@ def _set_in_document(container: Any, segments: Sequence[str], value: Any) -> Non
         _set_in_document(child, rest, value)
         return
     existing = container.get(head) if head in container else None
-    if isinstance(existing, dict) and isinstance(value, Mapping):
+    if isinstance(existing, dict) and isinstance(value, Mapping) and value:
         for key in [k for k in existing if k not in value]:
             del existing[key]
         for key, item in value.items():
@@ -437,7 +437,8 @@ def _set_in_document(container: Any, segments: Sequence[str], value: Any) -> Non
                 _set_in_document(existing, [key], item)
         return
     if isinstance(value, Mapping) and not isinstance(container, tomlkit.items.InlineTable):
-        table = tomlkit.table()
+        # An explicit header even when empty: tomlkit would not print an empty implicit table.
+        table = tomlkit.table(is_super_table=False)
         for key, item in value.items():
             _set_in_document(table, [key], item)
         if head in container:

@@ -18,16 +18,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from appserver import __version__
-from appserver.app import methods, static
+from appserver.app import handlers, static
 from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.store import StateStore
 from appserver.app.threads import Threads
+from appserver.config import Config, ConfigError
 from appserver.connection import (
     DEFAULT_QUEUE_BYTES,
     SOCKET_QUEUE_MESSAGES,
@@ -100,6 +101,8 @@ class ServerConfig:
     auth: AuthArgs = attrs.Factory(AuthArgs)
     #: Agent specs (`echo`, `module:attr`); the first is the default model.
     agents: tuple[str, ...] = ("echo",)
+    #: Session flags (`-c key=value`, `--enable`, `--disable`) over HOME/config.toml.
+    config_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 def load_agents(specs: tuple[str, ...]) -> dict[str, Agent]:
@@ -119,8 +122,19 @@ class App:
     threads: Threads
 
 
+def load_user_config(config: ServerConfig) -> Config:
+    try:
+        return Config.load(config.home, config.config_overrides)
+    except ConfigError as exc:
+        raise StartupError(exc.message) from exc
+
+
 def build_app(
-    config: ServerConfig, store: StateStore, turn_nursery: trio.Nursery, agents: dict[str, Agent]
+    config: ServerConfig,
+    store: StateStore,
+    turn_nursery: trio.Nursery,
+    agents: dict[str, Agent],
+    user_config: Config | None = None,
 ) -> App:
     registry = Registry()
     router = Router()
@@ -132,10 +146,15 @@ def build_app(
         ServerInfo(home=str(config.home), version=__version__),
         Ingress(config.max_in_flight, config.max_in_flight_per_connection),
     )
-    threads = Threads(store, router, server_requests, agents, next(iter(agents)), turn_nursery)
+    if user_config is None:
+        user_config = load_user_config(config)
+    default_agent = next(iter(agents))
+    threads = Threads(
+        store, router, server_requests, agents, default_agent, turn_nursery, user_config
+    )
     processor.closed_hooks.append(threads.connection_closed)
     static.register(registry)
-    methods.register(registry, threads)
+    handlers.register(registry, threads)
     return App(processor, threads)
 
 
@@ -222,12 +241,13 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
             lock.release()
         raise StartupError(NO_TRANSPORT_MESSAGE)
     agents = load_agents(config.agents)
+    user_config = load_user_config(config)
     if isinstance(config.listen, Stdio):
         receive, send = claim_stdio()
         started = await start(config, lock)
         try:
             async with trio.open_nursery() as turns:
-                app = build_app(config, started.store, turns, agents)
+                app = build_app(config, started.store, turns, agents, user_config)
                 await serve_stdio(app.processor, receive, send, config)
                 # Nobody is left to answer approvals: turns waiting on one see it declined.
                 app.processor.server_requests.cancel_all(CLIENT_GONE)
@@ -255,7 +275,7 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
 
         try:
             async with trio.open_nursery() as turns:
-                app = build_app(config, started.store, turns, agents)
+                app = build_app(config, started.store, turns, agents, user_config)
 
                 async def handle(stream: trio.SocketStream) -> None:
                     await serve_socket_client(

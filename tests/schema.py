@@ -34,7 +34,12 @@ V2_FILE = "codex_app_server_protocol.v2.schemas.json"
 INITIALIZE_FILE = "v1/InitializeResponse.json"
 
 #: Methods whose response type is not `<ParamsName minus Params>Response`.
-RESPONSE_OVERRIDES = {"configRequirements/read": "ConfigRequirementsReadResponse"}
+RESPONSE_OVERRIDES = {
+    "configRequirements/read": "ConfigRequirementsReadResponse",
+    "config/value/write": "ConfigWriteResponse",
+    "config/batchWrite": "ConfigWriteResponse",
+    "account/logout": "LogoutAccountResponse",
+}
 
 #: Keywords whose value is a schema, a list of schemas, or a name → schema map.
 _SCHEMA_VALUED = ("items", "additionalProperties", "not", "if", "then", "else", "contains")

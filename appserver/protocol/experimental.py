@@ -19,6 +19,11 @@ from appserver.wire.converter import EXPERIMENTAL, wire_name
 EXPERIMENTAL_NOTIFICATIONS: Final[frozenset[str]] = frozenset()
 
 
+#: attrs metadata key of an experimental plain `bool` field (Codex gates a `bool` only when it is
+#: `true`, an `Option` whenever it is present): `false` is then accepted without the capability.
+GATED_WHEN_TRUE: Final = "appserver.experimental_gated_when_true"
+
+
 def requires_capability_message(reason: str) -> str:
     return f"{reason} requires experimentalApi capability"
 
@@ -36,7 +41,8 @@ _fields_cache: dict[type, tuple[attrs.Attribute[Any], ...]] = {}
 
 
 def experimental_field_in_use(method: str, params: Any) -> str | None:
-    """`method.field` for the first experimental field set to a non-null value, else None.
+    """`method.field` for the first experimental field set to a non-null value (a plain bool
+    field: to `true`), else None.
 
     A params class may also define `experimental_reason()` for values that are experimental
     whatever field carries them (Codex's `askForApproval.granular`).
@@ -49,8 +55,10 @@ def experimental_field_in_use(method: str, params: Any) -> str | None:
         if reason is not None:
             return reason
     for field in _experimental_fields(type(params)):
-        if getattr(params, field.name) is not None:
-            return f"{method}.{wire_name(field)}"
+        value = getattr(params, field.name)
+        if value is None or (value is False and field.metadata.get(GATED_WHEN_TRUE)):
+            continue
+        return f"{method}.{wire_name(field)}"
     return None
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import attrs
 
 from appserver.protocol.ask_for_approval import AskForApproval
+from appserver.protocol.experimental import GATED_WHEN_TRUE
 from appserver.wire.converter import EXPERIMENTAL_OPTIONAL, OPTIONAL
 
 JsonObject = dict[str, Any]
@@ -19,6 +20,11 @@ JsonObject = dict[str, Any]
 
 def _experimental() -> Any:
     return attrs.field(default=None, metadata=EXPERIMENTAL_OPTIONAL)
+
+
+def _experimental_flag() -> Any:
+    """An experimental plain `bool` in Codex: gated only when `true`."""
+    return attrs.field(default=None, metadata={**EXPERIMENTAL_OPTIONAL, GATED_WHEN_TRUE: True})
 
 
 # -- shared output shapes ----------------------------------------------------------------------
@@ -109,11 +115,11 @@ class ThreadStartParams(SessionOverrides):
     ephemeral: bool | None = None
     thread_source: str | None = None
     service_tier: str | None = None
-    allow_provider_model_fallback: Any = _experimental()
+    allow_provider_model_fallback: Any = _experimental_flag()
     daybreak_enabled: Any = _experimental()
     dynamic_tools: Any = _experimental()
     environments: Any = _experimental()
-    experimental_raw_events: Any = _experimental()
+    experimental_raw_events: Any = _experimental_flag()
     history_mode: Any = _experimental()
     mock_experimental_field: Any = _experimental()
     multi_agent_mode: Any = _experimental()
@@ -141,11 +147,11 @@ class ThreadForkParams(SessionOverrides):
     exclude_turns: bool = False
     last_turn_id: str | None = None
     thread_source: str | None = None
-    attach_to_source: Any = _experimental()
+    attach_to_source: Any = _experimental_flag()
     before_turn_id: Any = _experimental()
-    defer_goal_continuation: Any = _experimental()
-    experimental_disable_prediction_mcp: Any = _experimental()
-    experimental_prediction_mode: Any = _experimental()
+    defer_goal_continuation: Any = _experimental_flag()
+    experimental_disable_prediction_mcp: Any = _experimental_flag()
+    experimental_prediction_mode: Any = _experimental_flag()
     path: Any = _experimental()
     permissions: Any = _experimental()
     runtime_workspace_roots: Any = _experimental()
@@ -175,7 +181,7 @@ class ThreadListParams:
     sort_direction: str | None = None
     ancestor_thread_id: Any = _experimental()
     attached_to_thread_id: Any = _experimental()
-    include_attached_threads: Any = _experimental()
+    include_attached_threads: Any = _experimental_flag()
     parent_thread_id: Any = _experimental()
     project_id: Any = _experimental()
 
@@ -308,6 +314,66 @@ class Model:
     supports_personality: bool = False
     additional_speed_tiers: list[str] = attrs.Factory(list)
     upgrade: str | None = None
+
+
+# -- config and inventories (appserver/config.py, handlers/config.py, handlers/inventories.py) --
+
+
+@attrs.frozen
+class ConfigReadParams:
+    cwd: str | None = None
+    include_layers: bool = False
+
+
+@attrs.frozen
+class ConfigEdit:
+    key_path: str
+    value: Any
+    merge_strategy: Literal["replace", "upsert"]
+
+
+@attrs.frozen
+class ConfigValueWriteParams:
+    key_path: str
+    value: Any
+    merge_strategy: Literal["replace", "upsert"]
+    file_path: str | None = None
+    expected_version: str | None = None
+
+
+@attrs.frozen
+class ConfigBatchWriteParams:
+    edits: list[ConfigEdit]
+    file_path: str | None = None
+    expected_version: str | None = None
+    reload_user_config: bool = False
+
+
+@attrs.frozen
+class CwdsParams:
+    """skills/list, hooks/list, plugin/list, plugin/installed: one answer per cwd."""
+
+    cwds: list[str] | None = None
+    thread_id: str | None = None
+
+
+@attrs.frozen
+class CursorParams:
+    cursor: str | None = None
+    limit: int | None = None
+    thread_id: str | None = None
+    cwd: str | None = None
+
+
+@attrs.frozen
+class ExperimentalFeatureEnablementSetParams:
+    enablement: dict[str, bool]
+
+
+@attrs.frozen
+class ExternalAgentConfigDetectParams:
+    include_home: bool = False
+    cwds: list[str] | None = None
 
 
 def approval_policy_experimental_reason(policy: Any) -> str | None:

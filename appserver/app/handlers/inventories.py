@@ -83,20 +83,6 @@ def register(registry: Registry, threads: Threads) -> None:
                 )
         return {"data": models, "nextCursor": None}
 
-    @method("config/read")
-    def config_read(ctx: RequestContext, params: None) -> dict[str, Any]:
-        config = {
-            "model": threads.default_agent,
-            "model_provider": "appserver",
-            "approval_policy": None,
-            "sandbox_mode": None,
-        }
-        return {"config": config, "origins": {}, "layers": None}
-
-    @method("configRequirements/read")
-    def config_requirements_read(ctx: RequestContext, params: None) -> dict[str, Any]:
-        return {"requirements": None, "supportsIndependentSpeedModes": False}
-
     @method("collaborationMode/list", experimental=True)
     def collaboration_mode_list(ctx: RequestContext, params: None) -> dict[str, Any]:
         return {"data": []}
