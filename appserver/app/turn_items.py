@@ -68,11 +68,9 @@ class Reasoning:
         await self._start()
         summary: list[str] = self.item["summary"]
         summary.append("")
-        if len(summary) > 1:
-            # The first part starts implicitly, as in Codex (only section breaks are announced).
-            await self._run.notify(
-                "item/reasoning/summaryPartAdded", self._params(summaryIndex=len(summary) - 1)
-            )
+        await self._run.notify(
+            "item/reasoning/summaryPartAdded", self._params(summaryIndex=len(summary) - 1)
+        )
 
     async def summary_delta(self, text: str) -> None:
         await self._start()

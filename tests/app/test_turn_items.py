@@ -473,3 +473,51 @@ async def test_answer_json_refuses_an_answer_outside_the_schema(
         assert turn["status"] == "failed"
         assert turn["error"]["message"].startswith("answer does not match outputSchema at title:")
         assert completed_items(frames, "agentMessage") == []
+
+
+async def test_an_announced_first_summary_part_is_part_zero(
+    tmp_path: Path, agent: Scripted
+) -> None:
+    async def script(turn: Turn) -> None:
+        reasoning = turn.reasoning()
+        await reasoning.summary_part()
+        await reasoning.summary_delta("first")
+        await reasoning.summary_part()
+        await reasoning.summary_delta("second")
+
+    async with open_app(tmp_path, agents(agent)) as app:
+        _, _, frames = await one_turn(app, agent, script)
+        parts = notifications(frames, "item/reasoning/summaryPartAdded")
+        assert [p["summaryIndex"] for p in parts] == [0, 1]
+        deltas = notifications(frames, "item/reasoning/summaryTextDelta")
+        assert [d["summaryIndex"] for d in deltas] == [0, 1]
+        assert completed_items(frames, "reasoning")[0]["summary"] == ["first", "second"]
+
+
+@pytest.mark.parametrize("method", ["item/tool/call", "item/tool/requestUserInput"])
+async def test_interrupting_a_turn_waiting_on_the_client_takes_the_request_down(
+    tmp_path: Path, agent: Scripted, method: str
+) -> None:
+    async def script(turn: Turn) -> None:
+        if method == "item/tool/call":
+            await turn.call_tool("lookup_ticket", {})
+        else:
+            await turn.ask_user(QUESTIONS)
+
+    async with open_app(tmp_path, agents(agent)) as app:
+        client = await app.client(experimental=True)
+        thread_id = await start_thread(client, dynamicTools=TOOLS)
+        agent.script = script
+        started = await client.call("turn/start", {"threadId": thread_id, "input": text("go")})
+        request = await client.server_request(method)
+        await client.call(
+            "turn/interrupt", {"threadId": thread_id, "turnId": started["turn"]["id"]}
+        )
+        frames = await client.turn_frames(thread_id)
+        client.assert_schema_valid()
+        assert completed_turn(frames)["status"] == "interrupted"
+        resolved = notifications(frames, "serverRequest/resolved")
+        assert [r["requestId"] for r in resolved] == [request["id"]]
+        if method == "item/tool/call":
+            (item,) = completed_items(frames, "dynamicToolCall")
+            assert item["status"] == "failed"

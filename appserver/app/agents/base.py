@@ -126,7 +126,8 @@ class ReasoningStream(Protocol):
     async def summary_delta(self, text: str) -> None: ...
 
     async def summary_part(self) -> None:
-        """Start the next summary part (the first one starts implicitly)."""
+        """Start the next summary part and announce it (`summaryPartAdded`); a delta before any
+        part starts part 0 silently."""
         ...
 
     async def content_delta(self, text: str) -> None: ...
