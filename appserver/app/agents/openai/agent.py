@@ -5,7 +5,7 @@ Text streams as `item/agentMessage/delta`, reasoning (`reasoning_content`/`reaso
 Responses reasoning deltas) as a `reasoning` item's content; the stream's `usage` is reported
 for `thread/tokenUsage/updated`. Interrupting cancels the HTTP stream, which closes its
 connection at once. A side turn (`outputSchema`) is sampled without tools, with
-`response_format: json_schema`, and its answer is the model's JSON.
+`response_format: json_schema`, and its answer is the model's JSON once it satisfies the schema.
 """
 
 from __future__ import annotations
@@ -65,6 +65,15 @@ class _BrokeEarly(Exception):
     def __init__(self, failure: TurnFailed) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+def _strip_fence(text: str) -> str:
+    """JSON some models wrap in a Markdown code fence."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        stripped = stripped[3:-3]
+        stripped = stripped.removeprefix("json").strip()
+    return stripped
 
 
 def _count(value: Any, default: int) -> int:
@@ -167,14 +176,17 @@ class OpenAIAgent:
         conversation = history_messages(turn.history, turn.compaction_summary)
         conversation.append({"role": "user", "content": user_content(turn.input)})
         schema = turn.output_schema
-        tools = () if schema is not None else TOOLS
         build = responses_request if endpoint.settings.wire_api == "responses" else chat_request
+        if schema is not None:
+            body = build(model, instructions, conversation, (), schema)
+            await self._answer_side_turn(turn, endpoint, body)
+            return
         for _ in range(MAX_SAMPLES):
-            body = build(model, instructions, conversation, tools, schema)
+            body = build(model, instructions, conversation, TOOLS, None)
             parser, text = await self._sample(turn, endpoint, body)
             if parser.usage is not None:
                 turn.report_usage(parser.usage.input_tokens, parser.usage.output_tokens)
-            calls = parser.tool_calls if schema is None else []
+            calls = parser.tool_calls
             assistant: Message = {"role": "assistant", "content": text or None}
             if calls:
                 assistant["tool_calls"] = [
@@ -197,6 +209,18 @@ class OpenAIAgent:
             if not calls and not steered:
                 return
         raise TurnFailed(f"the model made {MAX_SAMPLES} requests in one turn without finishing")
+
+    async def _answer_side_turn(self, turn: Turn, endpoint: Endpoint, body: dict[str, Any]) -> None:
+        """A side turn (`outputSchema`): the model's JSON, checked against the schema, is the
+        answer (`Turn.answer_json`); anything else fails the turn."""
+        parser, text = await self._sample(turn, endpoint, body, show=False)
+        if parser.usage is not None:
+            turn.report_usage(parser.usage.input_tokens, parser.usage.output_tokens)
+        try:
+            value = orjson.loads(_strip_fence(text))
+        except orjson.JSONDecodeError as exc:
+            raise TurnFailed(f"the model did not answer with JSON: {text[:200]!r}") from exc
+        await turn.answer_json(value)
 
     async def compact(self, turn: Turn) -> str:
         """`thread/compact/start` (`/compact`): the model summarizes the conversation with

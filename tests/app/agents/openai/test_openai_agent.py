@@ -586,3 +586,22 @@ async def test_a_stream_that_breaks_after_text_fails_the_turn(
     assert final_text(frames) == "Half an ans"  # what was shown stays
     assert len(fake.chat_requests()) == 1
     assert client.assert_schema_valid()
+
+
+async def test_a_side_turn_answer_in_a_code_fence_is_accepted_and_bad_json_fails(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    fake.script(
+        stream(text_chunks('```json\n{"title": "Fenced"}\n```')),
+        stream(text_chunks("Sure! Here is a title: Fenced")),
+        stream(text_chunks('{"name": "wrong field"}')),
+    )
+    client = await app.client()
+    thread_id = await thread_in(client, workdir, ephemeral=True)
+    frames = await run_turn(client, thread_id, "title", outputSchema=schema)
+    assert final_text(frames) == '{"title":"Fenced"}'
+    for _ in range(2):
+        frames = await run_turn(client, thread_id, "title", outputSchema=schema)
+        assert completed_turn(frames)["status"] == "failed"
+        assert notifications(frames, "error")
