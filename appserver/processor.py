@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ import trio
 
 from appserver.connection import ClientInfo, Connection, WriteReceipt
 from appserver.ingress import Ingress
+from appserver.metrics import METRICS
 from appserver.protocol.experimental import experimental_field_in_use, requires_capability_message
 from appserver.protocol.initialize import (
     DEFAULT_ORIGINATOR,
@@ -120,6 +122,7 @@ class Processor:
 
     def connection_opened(self, connection: Connection) -> None:
         self.router.attach(connection)
+        METRICS.connections_opened[connection.origin.value] += 1
 
     def connection_input_closed(self, connection: Connection) -> None:
         """The client can no longer reply: its pending server requests fail or wait for a resume."""
@@ -199,6 +202,7 @@ class Processor:
         tasks = connection.tasks
         if tasks is None or not self.ingress.try_admit(connection.id):
             text = errors.OVERLOADED_MESSAGE
+            METRICS.overloaded_replies += 1
             await self._reply_error(connection, request.id, errors.OVERLOADED, text)
             return
         tasks.start_soon(self._run_admitted, context, method, params)
@@ -211,6 +215,7 @@ class Processor:
 
     async def _answer(self, context: RequestContext, method: Method, params: Any) -> None:
         request_id = context.request_id
+        started = time.perf_counter()
         try:
             result = method.handler(context, params)
             if not method.inline:
@@ -226,6 +231,7 @@ class Processor:
         else:
             reply = Response(request_id, {} if result is None else result)
         await self.router.send(context.connection.id, reply)
+        METRICS.observe_request(method.name, time.perf_counter() - started)
         if isinstance(reply, Response):
             for action in context._after_reply:
                 await action()

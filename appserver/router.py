@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 
 from appserver.connection import Connection, WriteReceipt
+from appserver.metrics import METRICS
 from appserver.protocol.experimental import EXPERIMENTAL_NOTIFICATIONS, strip_experimental
 from appserver.wire.messages import Message, Notification, Request, encode
 
@@ -131,4 +132,5 @@ class Router:
             connection.id,
             connection.queued_bytes,
         )
+        METRICS.slow_consumer_disconnects += 1
         self.disconnect(connection)

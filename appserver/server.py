@@ -10,6 +10,7 @@ disconnected; a second SIGTERM/SIGINT forces.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import signal
@@ -26,6 +27,7 @@ import trio
 from appserver import __version__
 from appserver.app import handlers, static
 from appserver.app.agents import Agent, AgentError, load_agent
+from appserver.app.handlers import diagnostics
 from appserver.app.store import StateStore
 from appserver.app.threads import Threads
 from appserver.config import Config, ConfigError
@@ -46,6 +48,7 @@ from appserver.home import (
     state_db_path,
 )
 from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, Ingress
+from appserver.metrics import exposition
 from appserver.processor import Processor, ServerInfo
 from appserver.registry import Registry
 from appserver.router import Router
@@ -211,6 +214,10 @@ async def start(config: ServerConfig, lock: StartupLock | None = None) -> Starte
         raise StartupError(f"{exc.strerror or exc} ({exc.filename or config.home})") from exc
 
 
+def metrics_text(app: App) -> bytes:
+    return exposition(diagnostics.gauges(app.threads))
+
+
 def websocket_front(config: ServerConfig) -> FrontPolicy:
     """Health endpoints, Origin refusal and bearer auth for ws://; refuses unsafe configs."""
     from appserver.transport.auth import AuthConfigError, authorizer, load_policy
@@ -276,6 +283,9 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
         try:
             async with trio.open_nursery() as turns:
                 app = build_app(config, started.store, turns, agents, user_config)
+
+                if isinstance(config.listen, WebSocket):
+                    policy = attrs.evolve(policy, metrics=functools.partial(metrics_text, app))
 
                 async def handle(stream: trio.SocketStream) -> None:
                     await serve_socket_client(

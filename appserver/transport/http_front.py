@@ -19,6 +19,8 @@ import attrs
 import h11
 import trio
 
+from appserver.metrics import CONTENT_TYPE
+
 log = logging.getLogger(__name__)
 
 _REQUEST_LINE = re.compile(rb"[A-Z]+ [\x21-\x7e]+ HTTP/\d\.\d\r?")
@@ -26,6 +28,7 @@ _REQUEST_LINE = re.compile(rb"[A-Z]+ [\x21-\x7e]+ HTTP/\d\.\d\r?")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
 HEAD_TIMEOUT: Final = 10.0
+METRICS_PATH: Final = "/metrics"
 #: Head deadlines are kept at least this far apart, so a wave of connections opened together
 #: (a slowloris attack) times out a few at a time instead of in one scheduler batch that would
 #: stall every live connection; each still gets its full HEAD_TIMEOUT.
@@ -50,6 +53,9 @@ class FrontPolicy:
     authorize: Authorizer | None = None
     #: What to call this listener in logs.
     name: str = "websocket"
+    #: The Prometheus text for `GET /metrics` (same Origin and auth rules as the upgrade); None
+    #: answers /metrics like any other plain GET.
+    metrics: Callable[[], bytes] | None = None
 
 
 class PrefixedStream(trio.abc.Stream):
@@ -135,7 +141,7 @@ async def _respond(
         ("connection", "close"),
         *headers,
     ]
-    if payload:
+    if payload and not any(name == "content-type" for name, _ in headers):
         response_headers.append(("content-type", "text/plain; charset=utf-8"))
     reason = http.HTTPStatus(status).phrase.encode()
     response = h11.Response(status_code=status, headers=response_headers, reason=reason)
@@ -233,16 +239,31 @@ def _refusal(
         if method in ("GET", "HEAD"):
             return 200, "", ()
         return 405, "", (("allow", "GET,HEAD"),)
+    if path == METRICS_PATH and policy.metrics is not None:
+        if method not in ("GET", "HEAD"):
+            return 405, "", (("allow", "GET,HEAD"),)
+        reason = _auth_refusal(policy, headers, authorizations)
+        if reason is not None:
+            return 401, reason, ()
+        return 200, policy.metrics().decode(), (("content-type", CONTENT_TYPE),)
     if not _is_upgrade(headers):
         return 400, "Connection header did not include 'upgrade'", ()
     if "sec-websocket-key" not in headers or headers.get("sec-websocket-version") != "13":
         return 400, "missing or unsupported Sec-WebSocket-Key/Version", ()
-    if policy.authorize is not None:
-        # Codex takes the first, a proxy in between may have taken another: refuse instead.
-        reason = (
-            "multiple authorization headers" if authorizations > 1 else policy.authorize(headers)
-        )
-        if reason is not None:
-            log.warning("rejecting websocket client during upgrade: %s", reason)
-            return 401, reason, ()
+    reason = _auth_refusal(policy, headers, authorizations)
+    if reason is not None:
+        return 401, reason, ()
     return None
+
+
+def _auth_refusal(
+    policy: FrontPolicy, headers: Mapping[str, str], authorizations: int
+) -> str | None:
+    """The 401 text, or None when auth is off or the request carries a valid token."""
+    if policy.authorize is None:
+        return None
+    # Codex takes the first, a proxy in between may have taken another: refuse instead.
+    reason = "multiple authorization headers" if authorizations > 1 else policy.authorize(headers)
+    if reason is not None:
+        log.warning("rejecting websocket client during upgrade: %s", reason)
+    return reason

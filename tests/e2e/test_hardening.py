@@ -144,3 +144,35 @@ async def test_connections_are_logged_with_transport_and_peer(kind: Kind, home: 
         with trio.fail_after(TIMEOUT):
             while not (opened.search(server.stderr_text) and closed.search(server.stderr_text)):
                 await trio.sleep(POLL_SECONDS)  # the server's stderr is read concurrently
+
+
+# -- metrics (item 15) ---------------------------------------------------------------------
+
+
+async def http_get(server: Server, path: str, *headers: str) -> bytes:
+    host, port = server.url.removeprefix("ws://").rstrip("/").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        head = "".join(f"{h}\r\n" for h in (f"GET {path} HTTP/1.1", "Host: x", *headers))
+        await stream.send_all(f"{head}\r\n".encode())
+        response = b""
+        with trio.fail_after(TIMEOUT):
+            while chunk := await stream.receive_some():
+                response += chunk
+        return response
+
+
+async def test_metrics_are_served_on_the_ws_listener(home: Path) -> None:
+    async with spawn_server("ws", home) as server:
+        async with open_client("ws", server) as client:
+            await client.initialize()
+            await client.call("windowsSandbox/readiness")
+            response = await http_get(server, "/metrics")
+        assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+        assert b"content-type: text/plain; version=0.0.4" in response.lower()
+        body = response.split(b"\r\n\r\n", 1)[1].decode()
+        assert 'appserver_connections{origin="websocket"} 1.0' in body
+        readiness = 'appserver_request_duration_seconds_count{method="windowsSandbox/readiness"}'
+        assert f"{readiness} 1.0" in body
+        refused = await http_get(server, "/metrics", "Origin: https://evil.example")
+        assert refused.startswith(b"HTTP/1.1 403 "), refused[:200]

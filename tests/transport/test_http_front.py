@@ -66,6 +66,7 @@ async def test_any_request_with_origin_is_403(request_line: bytes) -> None:
 
 
 async def test_plain_get_elsewhere_is_400() -> None:
+    """/metrics too, where no metrics are configured (the control socket)."""
     response, _ = await exchange(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", WS_POLICY)
     assert status(response) == 400
     assert response.endswith(b"Connection header did not include 'upgrade'")
@@ -166,3 +167,35 @@ async def test_repeated_authorization_is_irrelevant_without_auth() -> None:
     headers = b"Authorization: a\r\nAuthorization: b\r\n"
     _, upgraded = await exchange(UPGRADE + headers + b"\r\n", FrontPolicy())
     assert upgraded is not None
+
+
+# -- GET /metrics (issue 13 item 15) ---------------------------------------------------------
+
+METRICS_TEXT = "# HELP appserver_turns_running Turns running now.\n"
+METRICS_POLICY = FrontPolicy(
+    frozenset({"/healthz"}), reject_origin=True, metrics=lambda: METRICS_TEXT.encode()
+)
+
+
+async def test_metrics_are_served_as_prometheus_text() -> None:
+    response, upgraded = await exchange(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", METRICS_POLICY)
+    assert status(response) == 200
+    assert b"content-type: text/plain; version=0.0.4; charset=utf-8" in response.lower()
+    assert response.endswith(METRICS_TEXT.encode())
+    assert upgraded is None
+
+
+async def test_metrics_follow_the_origin_and_auth_rules() -> None:
+    origin = b"GET /metrics HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\r\n"
+    response, _ = await exchange(origin, METRICS_POLICY)
+    assert status(response) == 403
+    policy = FrontPolicy(authorize=bearer_ok, metrics=lambda: METRICS_TEXT.encode())
+    response, _ = await exchange(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", policy)
+    assert status(response) == 401
+    assert response.endswith(b"invalid websocket bearer token")
+    authorized = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\n\r\n"
+    response, _ = await exchange(authorized, policy)
+    assert status(response) == 200
+    post = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    response, _ = await exchange(post, policy)
+    assert status(response) == 405

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from appserver.app.handlers import commands, config, files, inventories, threads, turns
+from appserver.app.handlers import commands, config, diagnostics, files, inventories, threads, turns
 from appserver.app.threads import Threads
 from appserver.registry import Registry
 
 
 def register(registry: Registry, app_threads: Threads) -> None:
-    for domain in (threads, turns, inventories, commands, files, config):
+    for domain in (threads, diagnostics, turns, inventories, commands, files, config):
         domain.register(registry, app_threads)
