@@ -30,7 +30,10 @@ class AskAgent:
         if turn.output_schema is not None:
             answer = minimal_instance(turn.output_schema)
             if isinstance(answer, dict) and "title" in answer:
-                answer["title"] = turn.text[:40]
+                # The prompt ends with what to title; keep within the schema's maxLength.
+                title = turn.output_schema["properties"]["title"]
+                lines = [line.strip() for line in turn.text.splitlines() if line.strip()]
+                answer["title"] = (lines[-1] if lines else "Untitled")[: title.get("maxLength", 60)]
             await turn.answer_json(answer)
             return
         answers = await turn.ask_user([STYLE])
