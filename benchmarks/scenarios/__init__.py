@@ -46,6 +46,7 @@ class Scenario:
 def all_scenarios() -> list[Scenario]:
     from benchmarks.scenarios.attack import UnderAttack
     from benchmarks.scenarios.broadcast import Broadcast
+    from benchmarks.scenarios.confinement import Confinement
     from benchmarks.scenarios.inbound import InboundMemory
     from benchmarks.scenarios.memory import Memory
     from benchmarks.scenarios.openai_agent import OpenAIAgentScenario
@@ -64,4 +65,5 @@ def all_scenarios() -> list[Scenario]:
         UnderAttack(),
         InboundMemory(),
         OpenAIAgentScenario(),
+        Confinement(),
     ]
