@@ -70,8 +70,12 @@ class SignedBearerPolicy:
             return "invalid websocket jwt"
         skew = self.max_clock_skew_seconds
         exp, nbf = claims.get("exp"), claims.get("nbf")
-        if not _is_number(exp) or (nbf is not None and not _is_number(nbf)):
-            return "invalid websocket jwt"
+        if exp is None:
+            return "websocket jwt has no `exp` claim (an expiry is required)"
+        if not _is_number(exp):
+            return "websocket jwt `exp` claim is not a number"
+        if nbf is not None and not _is_number(nbf):
+            return "websocket jwt `nbf` claim is not a number"
         assert exp is not None
         if now > exp + skew:
             return "expired websocket jwt"
