@@ -274,10 +274,9 @@ async def test_command_runs_after_approval_and_streams_its_output(app: AppHarnes
     "answer",
     [
         {"result": {"decision": "decline"}},
-        {"result": {"decision": "cancel"}},
         {"error": {"code": -32000, "message": "no tools in this thread"}},
     ],
-    ids=["decline", "cancel", "error"],
+    ids=["decline", "error"],
 )
 async def test_a_refused_approval_declines_the_command(
     app: AppHarness, answer: dict[str, Any]

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from appserver.app.handlers import commands, config, diagnostics, files, inventories, threads, turns
+from appserver.app.handlers import (
+    commands,
+    config,
+    diagnostics,
+    files,
+    inventories,
+    thread_editing,
+    threads,
+    turn_actions,
+    turns,
+)
 from appserver.app.threads import Threads
 from appserver.registry import Registry
 
 
 def register(registry: Registry, app_threads: Threads) -> None:
-    for domain in (threads, diagnostics, turns, inventories, commands, files, config):
+    for domain in (
+        threads,
+        diagnostics,
+        turns,
+        inventories,
+        commands,
+        files,
+        config,
+        turn_actions,
+        thread_editing,
+    ):
         domain.register(registry, app_threads)

@@ -84,6 +84,7 @@ async def begin_turn(
     *,
     output_schema: Any = None,
     client_user_message_id: str | None = None,
+    make_run: Callable[..., TurnRun] = TurnRun,
 ) -> TurnRun:
     state = loaded.state
     if loaded.active is not None:
@@ -97,7 +98,7 @@ async def begin_turn(
     if not state.preview:
         state.preview = input_text(user_input)[:200]
     state.touch()
-    run = TurnRun(
+    run = make_run(
         threads,
         loaded,
         turn,
