@@ -220,7 +220,7 @@ async def test_output_schema_gives_a_minimal_json_instance(app: AppHarness) -> N
     frames = await run_turn(client, thread_id, "name this thread", outputSchema=schema)
     answer = orjson.loads(final_text(frames))
     jsonschema.validate(answer, schema)
-    assert answer == {"title": "echo"}
+    assert answer == {"title": "Name this thread"}
 
 
 # -- commands and approvals ----------------------------------------------------------------------

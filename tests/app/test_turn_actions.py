@@ -8,11 +8,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import trio
 
 from appserver.app.agents import Turn
-from appserver.app.agents.echo import EchoAgent
+from appserver.app.agents.echo import EchoAgent, minimal_instance, title_from
 from appserver.app.agents.hooks import diff_files, summarize
 from tests.app.app_harness import (
     AppHarness,
@@ -96,7 +97,9 @@ def git_repo(path: Path) -> Path:
 # -- compaction --------------------------------------------------------------------------------
 
 
-async def test_compact_is_a_turn_with_a_context_compaction_item(app: AppHarness) -> None:
+async def test_compact_is_a_turn_with_a_context_compaction_item(
+    app: AppHarness,
+) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, model="recording")
     await run_turn(client, thread_id, "first words")
@@ -117,7 +120,9 @@ async def test_compact_is_a_turn_with_a_context_compaction_item(app: AppHarness)
     assert "first words" in summary
     assert "second words" in summary
     # The summary survives a restart: a new app over the same home sees it.
-    read = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
+    read = await client.call(
+        "thread/read", {"threadId": thread_id, "includeTurns": True}
+    )
     assert [len(t["items"]) for t in read["thread"]["turns"]][2] == 1
     client.assert_schema_valid()
 
@@ -180,19 +185,29 @@ async def test_turn_actions_on_an_unknown_thread_are_refused(app: AppHarness) ->
 # -- review ------------------------------------------------------------------------------------
 
 
-async def test_review_of_uncommitted_changes_inline(app: AppHarness, tmp_path: Path) -> None:
+async def test_review_of_uncommitted_changes_inline(
+    app: AppHarness, tmp_path: Path
+) -> None:
     repo = git_repo(tmp_path / "repo")
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(repo))
     result = await client.call(
         "review/start",
-        {"threadId": thread_id, "target": {"type": "uncommittedChanges"}, "delivery": "inline"},
+        {
+            "threadId": thread_id,
+            "target": {"type": "uncommittedChanges"},
+            "delivery": "inline",
+        },
     )
     assert result["reviewThreadId"] == thread_id
     assert result["turn"]["status"] == "inProgress"
     frames = await client.turn_frames(thread_id)
     items = completed_items(frames)
-    assert [i["type"] for i in items] == ["enteredReviewMode", "userMessage", "exitedReviewMode"]
+    assert [i["type"] for i in items] == [
+        "enteredReviewMode",
+        "userMessage",
+        "exitedReviewMode",
+    ]
     assert items[0]["review"] == "current changes"
     assert items[1]["content"][0]["text"].startswith("Review the current code changes")
     review = items[2]["review"]
@@ -205,14 +220,30 @@ async def test_review_of_uncommitted_changes_inline(app: AppHarness, tmp_path: P
 @pytest.mark.parametrize(
     ("target", "hint", "prompt_start"),
     [
-        ({"type": "baseBranch", "branch": "main"}, "changes against 'main'", "Review the code"),
-        ({"type": "commit", "sha": "HEAD"}, "commit HEAD", "Review the code changes introduced"),
-        ({"type": "custom", "instructions": " look at a.txt "}, "look at a.txt", "look at a.txt"),
+        (
+            {"type": "baseBranch", "branch": "main"},
+            "changes against 'main'",
+            "Review the code",
+        ),
+        (
+            {"type": "commit", "sha": "HEAD"},
+            "commit HEAD",
+            "Review the code changes introduced",
+        ),
+        (
+            {"type": "custom", "instructions": " look at a.txt "},
+            "look at a.txt",
+            "look at a.txt",
+        ),
     ],
     ids=["baseBranch", "commit", "custom"],
 )
 async def test_review_targets(
-    app: AppHarness, tmp_path: Path, target: dict[str, Any], hint: str, prompt_start: str
+    app: AppHarness,
+    tmp_path: Path,
+    target: dict[str, Any],
+    hint: str,
+    prompt_start: str,
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     client = await tui(app)
@@ -232,36 +263,48 @@ async def test_review_targets(
     client.assert_schema_valid()
 
 
-async def test_review_outside_a_repository_still_completes(app: AppHarness, tmp_path: Path) -> None:
+async def test_review_outside_a_repository_still_completes(
+    app: AppHarness, tmp_path: Path
+) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(tmp_path))
     await client.call(
-        "review/start", {"threadId": thread_id, "target": {"type": "uncommittedChanges"}}
+        "review/start",
+        {"threadId": thread_id, "target": {"type": "uncommittedChanges"}},
     )
     frames = await client.turn_frames(thread_id)
     assert completed_items(frames)[-1]["review"] == "No changes to review."
     assert completed_turn(frames)["status"] == "completed"
 
 
-async def test_detached_review_runs_in_a_new_thread(app: AppHarness, tmp_path: Path) -> None:
+async def test_detached_review_runs_in_a_new_thread(
+    app: AppHarness, tmp_path: Path
+) -> None:
     repo = git_repo(tmp_path / "repo")
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(repo))
     result = await client.call(
         "review/start",
-        {"threadId": thread_id, "target": {"type": "uncommittedChanges"}, "delivery": "detached"},
+        {
+            "threadId": thread_id,
+            "target": {"type": "uncommittedChanges"},
+            "delivery": "detached",
+        },
     )
     review_thread = result["reviewThreadId"]
     assert review_thread != thread_id
     started = await client.wait_for(
         lambda f: (
-            f.get("method") == "thread/started" and f["params"]["thread"]["id"] == review_thread
+            f.get("method") == "thread/started"
+            and f["params"]["thread"]["id"] == review_thread
         )
     )
     assert started["params"]["thread"]["forkedFromId"] == thread_id
     frames = await client.turn_frames(review_thread)
     assert completed_items(frames)[-1]["type"] == "exitedReviewMode"
-    parent = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
+    parent = await client.call(
+        "thread/read", {"threadId": thread_id, "includeTurns": True}
+    )
     assert parent["thread"]["turns"] == []
 
 
@@ -269,7 +312,9 @@ async def test_review_hook_and_interrupting_a_review(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, model="hooks")
     target = {"type": "custom", "instructions": "wait"}
-    result = await client.call("review/start", {"threadId": thread_id, "target": target})
+    result = await client.call(
+        "review/start", {"threadId": thread_id, "target": target}
+    )
     turn_id = result["turn"]["id"]
     await client.notification("item/completed", threadId=thread_id)  # enteredReviewMode
     await client.notification("item/completed", threadId=thread_id)  # the prompt
@@ -303,7 +348,9 @@ async def test_a_malformed_review_target_is_refused(
 ) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    error = await client.error("review/start", {"threadId": thread_id, "target": target})
+    error = await client.error(
+        "review/start", {"threadId": thread_id, "target": target}
+    )
     assert error["code"] == -32600
 
 
@@ -336,7 +383,9 @@ async def test_shell_command_runs_in_the_login_shell_and_streams(
 async def test_a_failing_shell_command_completes_the_turn(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    await client.call("thread/shellCommand", {"threadId": thread_id, "command": "exit 3"})
+    await client.call(
+        "thread/shellCommand", {"threadId": thread_id, "command": "exit 3"}
+    )
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
     assert (item["status"], item["exitCode"]) == ("failed", 3)
@@ -347,14 +396,20 @@ async def test_interrupting_a_shell_command_kills_it(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
     await client.call(
-        "thread/shellCommand", {"threadId": thread_id, "command": "echo started; sleep 30"}
+        "thread/shellCommand",
+        {"threadId": thread_id, "command": "echo started; sleep 30"},
     )
     started = await client.notification("turn/started", threadId=thread_id)
     await client.notification("item/commandExecution/outputDelta", threadId=thread_id)
-    await client.call("turn/interrupt", {"threadId": thread_id, "turnId": started["turn"]["id"]})
+    await client.call(
+        "turn/interrupt", {"threadId": thread_id, "turnId": started["turn"]["id"]}
+    )
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
-    assert (item["exitCode"], item["aggregatedOutput"]) == (-1, "command aborted by user")
+    assert (item["exitCode"], item["aggregatedOutput"]) == (
+        -1,
+        "command aborted by user",
+    )
     assert completed_turn(frames)["status"] == "interrupted"
 
 
@@ -362,7 +417,8 @@ async def test_a_shell_command_timeout_ends_it(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
     await client.call(
-        "thread/shellCommand", {"threadId": thread_id, "command": "sleep 30", "timeoutMs": 200}
+        "thread/shellCommand",
+        {"threadId": thread_id, "command": "sleep 30", "timeoutMs": 200},
     )
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
@@ -373,7 +429,9 @@ async def test_a_shell_command_timeout_ends_it(app: AppHarness) -> None:
 async def test_an_empty_shell_command_is_refused(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    error = await client.error("thread/shellCommand", {"threadId": thread_id, "command": "  "})
+    error = await client.error(
+        "thread/shellCommand", {"threadId": thread_id, "command": "  "}
+    )
     assert error["code"] == -32600
 
 
@@ -387,7 +445,11 @@ async def test_approvals_offer_accept_for_session_to_experimental_clients(
     thread_id = await start_thread(client)
     await client.call("turn/start", {"threadId": thread_id, "input": text("$ echo a")})
     request = await client.server_request(APPROVAL)
-    assert request["params"]["availableDecisions"] == ["accept", "acceptForSession", "cancel"]
+    assert request["params"]["availableDecisions"] == [
+        "accept",
+        "acceptForSession",
+        "cancel",
+    ]
     await client.reply(request["id"], {"decision": "acceptForSession"})
     await client.turn_frames(thread_id)
     second = await run_turn(client, thread_id, "$ echo b")
@@ -409,10 +471,14 @@ async def test_stable_clients_get_no_available_decisions(app: AppHarness) -> Non
     client.assert_schema_valid()
 
 
-async def test_cancel_declines_the_command_and_interrupts_the_turn(app: AppHarness) -> None:
+async def test_cancel_declines_the_command_and_interrupts_the_turn(
+    app: AppHarness,
+) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    await client.call("turn/start", {"threadId": thread_id, "input": text("$ echo never")})
+    await client.call(
+        "turn/start", {"threadId": thread_id, "input": text("$ echo never")}
+    )
     request = await client.server_request(APPROVAL)
     await client.reply(request["id"], {"decision": "cancel"})
     frames = await client.turn_frames(thread_id)
@@ -427,7 +493,11 @@ async def test_cancel_declines_the_command_and_interrupts_the_turn(app: AppHarne
 
 def test_summarize_keeps_the_previous_summary_and_bounds_its_length() -> None:
     turns = [
-        {"items": [{"type": "userMessage", "content": [{"type": "text", "text": f"m{i}"}]}]}
+        {
+            "items": [
+                {"type": "userMessage", "content": [{"type": "text", "text": f"m{i}"}]}
+            ]
+        }
         for i in range(100)
     ]
     summary = summarize("before", turns)
@@ -444,3 +514,49 @@ def test_diff_files_counts_lines_per_file() -> None:
         "diff --git a/y b/y\n--- /dev/null\n+++ b/y\n@@ -0,0 +1 @@\n+z\n"
     )
     assert diff_files(diff) == [("x.py", 2, 1), ("y", 1, 0)]
+
+
+# -- echo titles -------------------------------------------------------------------------------
+
+TUI_TITLE_PROMPT = (
+    "Generate a concise, single-line task title of at most 36 characters and under five words "
+    "where possible. Start with an imperative verb. Do not answer the request.\n\n"
+    "User prompt:\nplease refactor the websocket transport layer for clarity today."
+)
+TITLE_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 36}},
+    "required": ["title"],
+    "additionalProperties": False,
+}
+
+
+async def test_the_tuis_title_side_turn_gets_a_title_from_the_users_words(
+    app: AppHarness,
+) -> None:
+    client = await tui(app)
+    thread_id = await start_thread(client, ephemeral=True, threadSource="thread_title")
+    frames = await run_turn(
+        client, thread_id, TUI_TITLE_PROMPT, outputSchema=TITLE_SCHEMA
+    )
+    assert orjson.loads(final_text(frames)) == {
+        "title": "Please refactor the websocket"
+    }
+
+
+@pytest.mark.parametrize(
+    ("words", "max_length", "expected"),
+    [
+        ("fix the login bug.", 36, "Fix the login bug"),
+        ("supercalifragilistic words", 10, "Supercalif"),
+        ("one two three four", 9, "One two"),
+        ("", 36, "echo"),
+    ],
+)
+def test_title_strings_fit_the_schema(
+    words: str, max_length: int, expected: str
+) -> None:
+    schema = {"type": "string", "minLength": 1, "maxLength": max_length}
+    value = minimal_instance(schema, title_from(words))
+    assert value == expected
+    assert 1 <= len(value) <= max_length

@@ -3,7 +3,9 @@
 - Plain text: answers `You said: <text>`, streamed as several deltas.
 - Text starting with `$ `: runs the rest as a shell command after approval and answers
   `Command exited with code N.`, or `Command was declined.`
-- With an `outputSchema`: answers a minimal JSON instance of the schema.
+- With an `outputSchema`: answers a small JSON instance of the schema whose strings are taken
+  from the user's words (so the TUI's title request, a side turn asking for `{"title": …}`,
+  gets a title such as `Fix the login bug`, not a placeholder).
 """
 
 from __future__ import annotations
@@ -15,10 +17,37 @@ import orjson
 from appserver.app.agents.base import Turn
 
 STUB_STRING = "echo"
+#: The TUI's title request quotes the user's prompt after this line.
+PROMPT_MARKER = "User prompt:"
+TITLE_WORDS = 5
 
 
-def minimal_instance(schema: Any) -> Any:
-    """The smallest value that satisfies common JSON Schema keywords (strings are `echo`)."""
+def title_from(text: str) -> str:
+    """A short title from the user's words: the quoted prompt if the text quotes one, its first
+    line, at most five words, first letter capitalized, no trailing punctuation."""
+    if PROMPT_MARKER in text:
+        text = text.rsplit(PROMPT_MARKER, 1)[1]
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    words = line.split()[:TITLE_WORDS]
+    title = " ".join(words).strip(" .,:;!?\"'`")
+    return title[:1].upper() + title[1:] if title else STUB_STRING
+
+
+def _fit(text: str, low: int, high: int | None) -> str:
+    if high is not None and len(text) > high:
+        cut = text[:high]
+        text = (
+            cut.rsplit(" ", 1)[0]
+            if " " in cut and not text[high : high + 1].isspace()
+            else cut
+        )
+        text = text.rstrip()
+    return text.ljust(low, "o")
+
+
+def minimal_instance(schema: Any, words: str = STUB_STRING) -> Any:
+    """The smallest value that satisfies common JSON Schema keywords; strings are `words` (cut
+    to `maxLength`, padded to `minLength`)."""
     if not isinstance(schema, dict):
         return None
     if "const" in schema:
@@ -27,21 +56,22 @@ def minimal_instance(schema: Any) -> Any:
         return schema["enum"][0]
     for key in ("anyOf", "oneOf", "allOf"):
         if schema.get(key):
-            return minimal_instance(schema[key][0])
+            return minimal_instance(schema[key][0], words)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties", {})
         required = schema.get("required", list(properties))
-        return {name: minimal_instance(properties.get(name, {})) for name in required}
+        return {
+            name: minimal_instance(properties.get(name, {}), words) for name in required
+        }
     if kind == "array":
         count = int(schema.get("minItems", 0))
-        return [minimal_instance(schema.get("items", {})) for _ in range(count)]
+        return [minimal_instance(schema.get("items", {}), words) for _ in range(count)]
     if kind == "string":
         low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
-        text = STUB_STRING.ljust(low, "o")
-        return text if high is None else text[: int(high)]
+        return _fit(words, low, None if high is None else int(high))
     if kind in ("integer", "number"):
         return schema.get("minimum", 0)
     if kind == "boolean":
@@ -52,19 +82,28 @@ def minimal_instance(schema: Any) -> Any:
 class EchoAgent:
     name = "echo"
     display_name = "Echo"
-    description = "Echoes your message; `$ command` runs a shell command after approval."
+    description = (
+        "Echoes your message; `$ command` runs a shell command after approval."
+    )
 
     async def run_turn(self, turn: Turn) -> None:
         text = turn.text
         if turn.output_schema is not None:
-            answer = orjson.dumps(minimal_instance(turn.output_schema)).decode()
+            instance = minimal_instance(turn.output_schema, title_from(text))
+            answer = orjson.dumps(instance).decode()
             await turn.say(answer, chunks=1)
         elif text.startswith("$ "):
-            outcome = await turn.run_command(text[2:], reason="the echo agent runs `$ ` commands")
+            outcome = await turn.run_command(
+                text[2:], reason="the echo agent runs `$ ` commands"
+            )
             if outcome.declined:
                 await turn.say("Command was declined.", chunks=1)
             else:
-                await turn.say(f"Command exited with code {outcome.exit_code}.", chunks=1)
+                await turn.say(
+                    f"Command exited with code {outcome.exit_code}.", chunks=1
+                )
         else:
             await turn.say(f"You said: {text}")
-        turn.report_usage(input_tokens=len(text.split()), output_tokens=len(text.split()) + 2)
+        turn.report_usage(
+            input_tokens=len(text.split()), output_tokens=len(text.split()) + 2
+        )
