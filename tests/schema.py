@@ -41,6 +41,14 @@ RESPONSE_OVERRIDES = {
     "account/logout": "LogoutAccountResponse",
 }
 
+#: Methods whose response schema is a file of its own, not a v2 definition (loaded if present).
+RESPONSE_FILES = {
+    "fuzzyFileSearch": "FuzzyFileSearchResponse.json",
+    "fuzzyFileSearch/sessionStart": "FuzzyFileSearchSessionStartResponse.json",
+    "fuzzyFileSearch/sessionUpdate": "FuzzyFileSearchSessionUpdateResponse.json",
+    "fuzzyFileSearch/sessionStop": "FuzzyFileSearchSessionStopResponse.json",
+}
+
 #: Keywords whose value is a schema, a list of schemas, or a name → schema map.
 _SCHEMA_VALUED = ("items", "additionalProperties", "not", "if", "then", "else", "contains")
 _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
@@ -96,7 +104,9 @@ class SchemaSet:
     @functools.cached_property
     def _registry(self) -> Registry:
         registry: Registry = Registry()
-        for name in (V2_FILE, "ServerNotification.json", "ServerRequest.json", INITIALIZE_FILE):
+        names = [V2_FILE, "ServerNotification.json", "ServerRequest.json", INITIALIZE_FILE]
+        names += [name for name in RESPONSE_FILES.values() if (self.root / name).exists()]
+        for name in names:
             path = self.root / name
             doc = json.loads(path.read_text())
             if self.strict:
@@ -162,6 +172,8 @@ class SchemaSet:
     def validate_response(self, method: str, result: Any) -> None:
         if method == "initialize":
             ref = self._uri("InitializeResponse.json")
+        elif method in RESPONSE_FILES and (self.root / RESPONSE_FILES[method]).exists():
+            ref = self._uri(RESPONSE_FILES[method])
         else:
             name = self.response_types.get(method)
             if name is None:

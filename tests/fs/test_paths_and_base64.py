@@ -42,7 +42,9 @@ def test_relative_paths_are_refused_with_codex_text(raw: str) -> None:
 
 
 def test_a_non_string_path_is_a_type_error() -> None:
-    with pytest.raises(ParamsError, match=r"^invalid type: integer `5`, expected path string$"):
+    with pytest.raises(
+        ParamsError, match=r"^invalid type: integer `5`, expected path string$"
+    ):
         READ.decode_params({"path": 5})
     with pytest.raises(ParamsError, match=r"^missing field `path`$"):
         READ.decode_params({})
@@ -55,7 +57,9 @@ def test_copy_params_are_both_absolute() -> None:
 
 
 @given(segments)
-def test_normalized_paths_are_absolute_fixed_points_without_dot_segments(parts: list[str]) -> None:
+def test_normalized_paths_are_absolute_fixed_points_without_dot_segments(
+    parts: list[str],
+) -> None:
     path = absolute_path("/" + "/".join(parts))
     assert path.startswith("/")
     assert not path.startswith("//")
@@ -78,7 +82,9 @@ def test_decoding_accepts_exactly_canonical_base64(text: str) -> None:
     except Base64Error:
         canonical = False
         try:
-            canonical = base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
+            canonical = (
+                base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
+            )
         except (ValueError, UnicodeEncodeError):
             pass
         assert not canonical

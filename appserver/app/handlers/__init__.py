@@ -6,6 +6,7 @@ from appserver.app.handlers import (
     commands,
     config,
     diagnostics,
+    file_search,
     files,
     inventories,
     thread_editing,
@@ -28,5 +29,6 @@ def register(registry: Registry, app_threads: Threads) -> None:
         config,
         turn_actions,
         thread_editing,
+        file_search,
     ):
         domain.register(registry, app_threads)
