@@ -37,9 +37,7 @@ def ranked(files: list[dict[str, Any]]) -> list[tuple[str, int]]:
 async def test_one_shot_search_ranks_like_codex(tmp_path: Path, project: Path) -> None:
     async with open_app(tmp_path / "home") as app:
         c = await app.client()
-        result = await c.call(
-            "fuzzyFileSearch", {"query": "main", "roots": [str(project)]}
-        )
+        result = await c.call("fuzzyFileSearch", {"query": "main", "roots": [str(project)]})
         assert ranked(result["files"]) == [
             ("src/main.rs", 65645),
             ("src/deep/mod_main.rs", 65640),
@@ -53,9 +51,7 @@ async def test_one_shot_search_ranks_like_codex(tmp_path: Path, project: Path) -
             "score": 65645,
             "indices": [4, 5, 6, 7],
         }
-        directory = await c.call(
-            "fuzzyFileSearch", {"query": "src", "roots": [str(project)]}
-        )
+        directory = await c.call("fuzzyFileSearch", {"query": "src", "roots": [str(project)]})
         assert directory["files"][0]["match_type"] == "directory"
         for params in (
             {"query": "", "roots": [str(project)]},
@@ -74,12 +70,8 @@ async def test_a_newer_request_with_the_same_token_cancels_the_older(
         params = {"query": "main", "roots": [str(project)], "cancellationToken": "t"}
         for request_id in ("first", "second"):
             c.methods[request_id] = "fuzzyFileSearch"
-            await c.send(
-                {"id": request_id, "method": "fuzzyFileSearch", "params": params}
-            )
-            await (
-                trio.testing.wait_all_tasks_blocked()
-            )  # the first has started its search
+            await c.send({"id": request_id, "method": "fuzzyFileSearch", "params": params})
+            await trio.testing.wait_all_tasks_blocked()  # the first has started its search
         replies = {}
         for request_id in ("first", "second"):
             reply = await c.wait_for(lambda f, i=request_id: f.get("id") == i)  # type: ignore[misc]
@@ -107,9 +99,7 @@ async def session_frames(c: Client, session_id: str) -> list[dict[str, Any]]:
             return frames
 
 
-async def test_session_streams_results_and_completes(
-    tmp_path: Path, project: Path
-) -> None:
+async def test_session_streams_results_and_completes(tmp_path: Path, project: Path) -> None:
     async with open_app(tmp_path / "home") as app:
         c, other = (
             await app.client(experimental=True),
@@ -123,10 +113,7 @@ async def test_session_streams_results_and_completes(
             {"sessionId": "s"},
         ]
         assert (
-            await c.call(
-                "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "main"}
-            )
-            == {}
+            await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "main"}) == {}
         )
         frames = await session_frames(c, "s")
         final = frames[-2]["params"]
@@ -138,9 +125,7 @@ async def test_session_streams_results_and_completes(
             None,
         ]
         assert await c.call("fuzzyFileSearch/sessionStop", {"sessionId": "s"}) == {}
-        assert await c.error(
-            "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "x"}
-        ) == {
+        assert await c.error("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "x"}) == {
             "code": -32600,
             "message": "fuzzy file search session not found: s",
         }
@@ -149,27 +134,17 @@ async def test_session_streams_results_and_completes(
         assert c.assert_schema_valid()
 
 
-async def test_a_newer_query_replaces_the_running_one(
-    tmp_path: Path, project: Path
-) -> None:
+async def test_a_newer_query_replaces_the_running_one(tmp_path: Path, project: Path) -> None:
     async with open_app(tmp_path / "home") as app:
         c = await app.client(experimental=True)
-        await c.call(
-            "fuzzyFileSearch/sessionStart", {"sessionId": "s", "roots": [str(project)]}
-        )
+        await c.call("fuzzyFileSearch/sessionStart", {"sessionId": "s", "roots": [str(project)]})
         await session_frames(c, "s")
-        await c.call(
-            "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "mai"}
-        )
-        await c.call(
-            "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "src"}
-        )
+        await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "mai"})
+        await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "src"})
         frames = await session_frames(c, "s")
         queries = [f["params"]["query"] for f in frames if "query" in f["params"]]
         assert queries[-1] == "src"
-        assert (
-            "mai" not in queries[queries.index("src") :]
-        )  # nothing of the old one after
+        assert "mai" not in queries[queries.index("src") :]  # nothing of the old one after
         assert frames[-2]["params"]["files"][0]["path"] == "src"
         assert c.assert_schema_valid()
 
@@ -184,9 +159,7 @@ async def test_session_errors_and_gating(tmp_path: Path, project: Path) -> None:
             "message": "fuzzyFileSearch/sessionStart requires experimentalApi capability",
         }
         c = await app.client(experimental=True)
-        assert await c.error(
-            "fuzzyFileSearch/sessionStart", {"sessionId": "s", "roots": []}
-        ) == {
+        assert await c.error("fuzzyFileSearch/sessionStart", {"sessionId": "s", "roots": []}) == {
             "code": -32603,
             "message": "failed to start fuzzy file search session: "
             "at least one search directory is required",

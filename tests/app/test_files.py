@@ -46,15 +46,9 @@ async def test_read_file_follows_links_and_refuses_what_is_not_a_file(
 ) -> None:
     async with open_app(tmp_path / "home") as app:
         c = await client(app)
-        assert await c.call("fs/readFile", {"path": f"{tree}/f.txt"}) == {
-            "dataBase64": "aGkK"
-        }
-        assert (await c.call("fs/readFile", {"path": f"{tree}/link"}))[
-            "dataBase64"
-        ] == "aGkK"
-        assert (await c.call("fs/readFile", {"path": f"{tree}/d/../f.txt"}))[
-            "dataBase64"
-        ]
+        assert await c.call("fs/readFile", {"path": f"{tree}/f.txt"}) == {"dataBase64": "aGkK"}
+        assert (await c.call("fs/readFile", {"path": f"{tree}/link"}))["dataBase64"] == "aGkK"
+        assert (await c.call("fs/readFile", {"path": f"{tree}/d/../f.txt"}))["dataBase64"]
         for name in ("d", "fifo"):
             assert await c.error("fs/readFile", {"path": f"{tree}/{name}"}) == {
                 "code": -32600,
@@ -78,40 +72,25 @@ async def test_write_file_is_atomic_through_links_and_checks_base64(
     async with open_app(tmp_path / "home") as app:
         c = await client(app)
         target = tree / "w.txt"
-        assert (
-            await c.call(
-                "fs/writeFile", {"path": str(target), "dataBase64": b64(b"one")}
-            )
-            == {}
-        )
+        assert await c.call("fs/writeFile", {"path": str(target), "dataBase64": b64(b"one")}) == {}
         assert target.read_bytes() == b"one"
         target.chmod(0o640)
         await c.call("fs/writeFile", {"path": str(target), "dataBase64": b64(b"two")})
         assert target.read_bytes() == b"two"
-        assert (
-            target.stat().st_mode & 0o777 == 0o640
-        )  # the mode of the file it replaced
-        await c.call(
-            "fs/writeFile", {"path": f"{tree}/link", "dataBase64": b64(b"via link")}
-        )
+        assert target.stat().st_mode & 0o777 == 0o640  # the mode of the file it replaced
+        await c.call("fs/writeFile", {"path": f"{tree}/link", "dataBase64": b64(b"via link")})
         assert (tree / "link").is_symlink()
         assert (tree / "f.txt").read_bytes() == b"via link"
-        assert await c.error(
-            "fs/writeFile", {"path": str(target), "dataBase64": "aGVsbG8"}
-        ) == {
+        assert await c.error("fs/writeFile", {"path": str(target), "dataBase64": "aGVsbG8"}) == {
             "code": -32600,
             "message": "fs/writeFile requires valid base64 dataBase64: Invalid padding",
         }
         assert target.read_bytes() == b"two"
-        assert await c.error(
-            "fs/writeFile", {"path": f"{tree}/no/w", "dataBase64": ""}
-        ) == {
+        assert await c.error("fs/writeFile", {"path": f"{tree}/no/w", "dataBase64": ""}) == {
             "code": -32603,
             "message": "No such file or directory (os error 2)",
         }
-        assert await c.error(
-            "fs/writeFile", {"path": f"{tree}/d", "dataBase64": ""}
-        ) == {
+        assert await c.error("fs/writeFile", {"path": f"{tree}/d", "dataBase64": ""}) == {
             "code": -32603,
             "message": "Is a directory (os error 21)",
         }
@@ -133,9 +112,7 @@ async def test_metadata_and_directory_listing(tmp_path: Path, tree: Path) -> Non
             False,
             False,
         )
-        assert (await c.error("fs/getMetadata", {"path": f"{tree}/dangling"}))[
-            "code"
-        ] == -32603
+        assert (await c.error("fs/getMetadata", {"path": f"{tree}/dangling"}))["code"] == -32603
         entries = (await c.call("fs/readDirectory", {"path": str(tree)}))["entries"]
         by_name = {e["fileName"]: (e["isDirectory"], e["isFile"]) for e in entries}
         assert by_name == {  # the dangling link is left out, as Codex does
@@ -157,9 +134,7 @@ async def test_create_directory_and_remove(tmp_path: Path, tree: Path) -> None:
         c = await client(app)
         deep = f"{tree}/a/b/c"
         assert await c.call("fs/createDirectory", {"path": deep}) == {}
-        assert (
-            await c.call("fs/createDirectory", {"path": deep, "recursive": None}) == {}
-        )
+        assert await c.call("fs/createDirectory", {"path": deep, "recursive": None}) == {}
         assert await trio.to_thread.run_sync(os.path.isdir, deep)
         errors = [
             ("fs/createDirectory", {"path": f"{tree}/x/y", "recursive": False}, 2),
@@ -217,9 +192,7 @@ async def test_copy_files_trees_and_links(tmp_path: Path, tree: Path) -> None:
             "code": -32600,
             "message": "fs/copy only supports regular files, directories, and symlinks",
         }
-        assert (await copy("f.txt", "d"))["error"][
-            "message"
-        ] == "Is a directory (os error 21)"
+        assert (await copy("f.txt", "d"))["error"]["message"] == "Is a directory (os error 21)"
         assert c.assert_schema_valid()
 
 
@@ -231,14 +204,12 @@ async def test_watch_reports_changes_to_the_watching_connection_only(
     (root / "a").write_text("a")
     async with open_app(tmp_path / "home") as app:
         watcher, other = await client(app), await client(app)
-        assert await watcher.call(
-            "fs/watch", {"path": str(root), "watchId": "dir"}
-        ) == {"path": str(root)}
+        assert await watcher.call("fs/watch", {"path": str(root), "watchId": "dir"}) == {
+            "path": str(root)
+        }
         await watcher.call("fs/watch", {"path": f"{root}/a", "watchId": "file"})
         await watcher.call("fs/watch", {"path": f"{root}/later", "watchId": "missing"})
-        assert await watcher.error(
-            "fs/watch", {"path": str(root), "watchId": "dir"}
-        ) == {
+        assert await watcher.error("fs/watch", {"path": str(root), "watchId": "dir"}) == {
             "code": -32600,
             "message": "watchId already exists: dir",
         }
@@ -247,9 +218,7 @@ async def test_watch_reports_changes_to_the_watching_connection_only(
 
         (root / "a").write_text("changed")
         (root / "b").write_text("new")
-        (root / "sub" / "deep").write_text(
-            "not reported to a non-recursive watch of root"
-        )
+        (root / "sub" / "deep").write_text("not reported to a non-recursive watch of root")
         changed = await watcher.notification("fs/changed", watchId="dir")
         assert changed["changedPaths"] == [f"{root}/a", f"{root}/b"]
         changed = await watcher.notification("fs/changed", watchId="file")
@@ -280,9 +249,7 @@ async def test_unwatch_and_disconnect_stop_notifications(tmp_path: Path) -> None
         dropped.disconnect()
         (root / "x").write_text("x")
         await kept.notification("fs/changed", watchId="k")
-        with trio.move_on_after(
-            0.5
-        ):  # past the debounce window: nothing else may arrive
+        with trio.move_on_after(0.5):  # past the debounce window: nothing else may arrive
             await kept.notification("fs/changed", watchId="gone")
             pytest.fail("an unwatched watch was notified")
         assert dropped.received("fs/changed") == []

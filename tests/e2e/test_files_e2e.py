@@ -50,9 +50,7 @@ async def test_list_read_write_and_watch(kind: Kind, tmp_path: Path) -> None:
         read = await call("fs/readFile", {"path": str(project / "src" / "main.py")})
         assert base64.b64decode(str(read["dataBase64"])) == b"print('hi')\n"
 
-        watched = await call(
-            "fs/watch", {"path": str(project / "src"), "watchId": "src"}
-        )
+        watched = await call("fs/watch", {"path": str(project / "src"), "watchId": "src"})
         assert watched == {"path": str(project / "src")}
         data = base64.b64encode(b"print('bye')\n").decode()
         await call(
@@ -70,9 +68,7 @@ async def test_list_read_write_and_watch(kind: Kind, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_session_search_streams_and_a_newer_query_wins(
-    kind: Kind, tmp_path: Path
-) -> None:
+async def test_session_search_streams_and_a_newer_query_wins(kind: Kind, tmp_path: Path) -> None:
     project = tmp_path / "project"
     for path in ("src/main.rs", "src/lib.rs", "docs/guide.md"):
         (project / path).parent.mkdir(parents=True, exist_ok=True)
@@ -90,19 +86,13 @@ async def test_session_search_streams_and_a_newer_query_wins(
         start = {"sessionId": "s", "roots": [str(project)]}
         assert await c.call("fuzzyFileSearch/sessionStart", start) == {}
         await c.wait_for("fuzzyFileSearch/sessionCompleted")
-        await c.call(
-            "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "mai"}
-        )
-        await c.call(
-            "fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "guide"}
-        )
+        await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "mai"})
+        await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "guide"})
         done = await c.wait_for(
             "fuzzyFileSearch/sessionCompleted", lambda _: last_query(c) == "guide"
         )
         assert done["params"] == {"sessionId": "s"}
-        updates = [
-            m["params"] for m in c.received if m.get("method", "").endswith("Updated")
-        ]
+        updates = [m["params"] for m in c.received if m.get("method", "").endswith("Updated")]
         assert updates[-1]["files"][0]["path"] == "docs/guide.md"
         queries = [u["query"] for u in updates]
         assert "mai" not in queries[queries.index("guide") :]
@@ -113,9 +103,5 @@ async def test_session_search_streams_and_a_newer_query_wins(
 
 
 def last_query(client: Client) -> str | None:
-    updates = [
-        m
-        for m in client.received
-        if m.get("method") == "fuzzyFileSearch/sessionUpdated"
-    ]
+    updates = [m for m in client.received if m.get("method") == "fuzzyFileSearch/sessionUpdated"]
     return updates[-1]["params"]["query"] if updates else None

@@ -49,9 +49,7 @@ CODEX_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("query", "path", "is_directory", "score", "indices"), CODEX_ANSWERS
-)
+@pytest.mark.parametrize(("query", "path", "is_directory", "score", "indices"), CODEX_ANSWERS)
 def test_scores_and_indices_are_codexs(
     query: str, path: str, is_directory: bool, score: int, indices: list[int]
 ) -> None:
@@ -78,9 +76,7 @@ def test_indices_spell_the_needle_in_order(path: str, needle: str) -> None:
     score, indices = scored
     assert score >= fuzzy_score.SCORE_MATCH * len(needle) - 3 * len(path)
     assert indices == sorted(set(indices))
-    assert "".join(
-        fuzzy_score.normalize(path[i]) for i in indices
-    ) == fuzzy_score.normalize(needle)
+    assert "".join(fuzzy_score.normalize(path[i]) for i in indices) == fuzzy_score.normalize(needle)
 
 
 @given(

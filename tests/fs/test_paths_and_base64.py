@@ -42,9 +42,7 @@ def test_relative_paths_are_refused_with_codex_text(raw: str) -> None:
 
 
 def test_a_non_string_path_is_a_type_error() -> None:
-    with pytest.raises(
-        ParamsError, match=r"^invalid type: integer `5`, expected path string$"
-    ):
+    with pytest.raises(ParamsError, match=r"^invalid type: integer `5`, expected path string$"):
         READ.decode_params({"path": 5})
     with pytest.raises(ParamsError, match=r"^missing field `path`$"):
         READ.decode_params({})
@@ -82,9 +80,7 @@ def test_decoding_accepts_exactly_canonical_base64(text: str) -> None:
     except Base64Error:
         canonical = False
         try:
-            canonical = (
-                base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
-            )
+            canonical = base64.b64encode(base64.b64decode(text, validate=True)).decode() == text
         except (ValueError, UnicodeEncodeError):
             pass
         assert not canonical

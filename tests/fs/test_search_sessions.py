@@ -32,9 +32,7 @@ async def test_a_newer_request_with_the_same_token_cancels_the_running_one() -> 
             answers[name] = await searches.search(query, ["/big"], "token")
 
         nursery.start_soon(ask, "older", "handler")
-        await (
-            trio.testing.wait_all_tasks_blocked()
-        )  # the older one is scoring in a thread
+        await trio.testing.wait_all_tasks_blocked()  # the older one is scoring in a thread
         await ask("newer", "module1")
     assert answers["older"] == []
     assert len(answers["newer"]) == 50
