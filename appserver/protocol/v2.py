@@ -285,23 +285,6 @@ class ThreadShellCommandParams:
     timeout_ms: int | None = None
 
 
-# -- turn-shaped actions and thread editing (issue 10) ---------------------------------------
-
-
-@attrs.frozen
-class ReviewStartParams:
-    thread_id: str
-    target: JsonObject
-    delivery: str | None = None
-
-
-@attrs.frozen
-class ThreadShellCommandParams:
-    thread_id: str
-    command: str
-    timeout_ms: int | None = None
-
-
 # -- server requests -------------------------------------------------------------------------
 
 
