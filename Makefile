@@ -28,6 +28,7 @@ test: $(STAMP) sandbox
 	$(BIN)/pytest -q
 
 run: $(STAMP) sandbox
+	@echo "appserver is $(abspath $(BIN))/appserver (the venv's bin is not on PATH)"
 	$(BIN)/appserver --listen unix://
 
 # All scenarios, appserver and codex interleaved when the codex binary exists (< 10 min);

@@ -67,6 +67,12 @@ def serve_parser() -> argparse.ArgumentParser:
         help="how long running work may finish at shutdown (default 30)",
     )
     parser.add_argument(
+        "--address-file",
+        type=Path,
+        metavar="PATH",
+        help="write the listening address (ws://IP:PORT or unix://PATH) to PATH once bound",
+    )
+    parser.add_argument(
         "--initialize-timeout",
         type=_positive_float,
         default=30.0,
@@ -270,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         home=home,
         drain_timeout=options.drain_timeout,
         initialize_timeout=options.initialize_timeout,
+        address_file=options.address_file,
         queue_bytes=options.outbound_queue_bytes,
         inbound_bytes=options.inbound_bytes,
         max_in_flight=options.max_in_flight,

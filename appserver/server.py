@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ import attrs
 import trio
 
 from appserver import __version__
+from appserver.address_file import remove_address_file, write_address_file
 from appserver.app import handlers, static
 from appserver.app.agents import Agent, AgentError, load_agent
 from appserver.app.handlers import diagnostics
@@ -94,6 +96,8 @@ class ServerConfig:
     listen: ListenTarget
     home: Path
     drain_timeout: float = 30.0
+    #: Where to write the listening address once bound (`--address-file`).
+    address_file: Path | None = None
     #: A socket connection that has not sent `initialize` by then is closed.
     initialize_timeout: float = 30.0
     queue_bytes: int = DEFAULT_QUEUE_BYTES
@@ -276,9 +280,13 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         started = await start(config, lock)
 
+        address = ""
+
         def stopped_accepting() -> None:
             if socket_path is not None:
                 remove_socket_file(socket_path, started.socket_identity)
+            if config.address_file is not None and address:
+                remove_address_file(config.address_file, address)
 
         try:
             async with trio.open_nursery() as turns:
@@ -292,6 +300,13 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
                         app.processor, stream, config, origin, policy, headers, budget
                     )
 
+                if isinstance(config.listen, WebSocket):
+                    port = started.listeners[0].socket.getsockname()[1]
+                    address = f"ws://{config.listen.display(port)}"
+                else:
+                    address = f"unix://{socket_path}"
+                if config.address_file is not None:
+                    write_address_file(config.address_file, address)  # before the banner
                 if socket_path is not None:
                     _banner_unix(socket_path)
                 else:
@@ -355,13 +370,25 @@ def _banner_websocket(config: ServerConfig, listeners: list[trio.SocketListener]
     log.info("app-server websocket listening on ws://%s", address)
 
 
+def _appserver_command() -> str:
+    """How a shell runs this appserver: `appserver` if PATH finds this one, else its path (a
+    venv's bin is usually not on PATH, e.g. under `make run`)."""
+    script = Path(sys.executable).parent / "appserver"
+    if not script.exists():
+        return f"{sys.executable} -m appserver"
+    found = shutil.which("appserver")
+    on_path = found is not None and Path(found).resolve() == script.resolve()
+    return "appserver" if on_path else str(script)
+
+
 def _banner_unix(path: Path) -> None:
+    appserver = _appserver_command()
     print(
         "appserver (unix control socket)\n"
         f"  listening on: unix://{path}\n"
         f"  connect:      codex --remote unix://{path}\n"
-        f"  JSON lines:   appserver attach --sock {path}\n"
-        f"  raw bytes:    appserver proxy --sock {path}",
+        f"  JSON lines:   {appserver} attach --sock {path}\n"
+        f"  raw bytes:    {appserver} proxy --sock {path}",
         file=sys.stderr,
         flush=True,
     )

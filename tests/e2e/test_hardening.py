@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.e2e.transports import (
     TIMEOUT,
     Kind,
     open_client,
+    server_env,
     spawn_server,
 )
 
@@ -98,7 +100,8 @@ async def test_a_completion_larger_than_the_byte_budget_never_cuts_a_reader(
         started = await client.call("thread/start", {"cwd": "/tmp"})
         thread_id = started["thread"]["id"]
         await client.call(
-            "turn/start", {"threadId": thread_id, "input": [{"type": "text", "text": text}]}
+            "turn/start",
+            {"threadId": thread_id, "input": [{"type": "text", "text": text}]},
         )
         completed = (await client.wait_for("turn/completed"))["params"]
         assert completed["turn"]["status"] == "completed"
@@ -176,3 +179,31 @@ async def test_metrics_are_served_on_the_ws_listener(home: Path) -> None:
         assert f"{readiness} 1.0" in body
         refused = await http_get(server, "/metrics", "Origin: https://evil.example")
         assert refused.startswith(b"HTTP/1.1 403 "), refused[:200]
+
+
+# -- where scripts find the server (item 13) --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
+async def test_the_listening_address_is_written_where_a_script_can_read_it(
+    kind: Kind, home: Path
+) -> None:
+    address_file = home.parent / "address"
+    async with spawn_server(kind, home, "--address-file", os.fspath(address_file)) as server:
+        written = (await trio.Path(address_file).read_text()).strip()
+        if kind == "ws":
+            assert written == server.url.rstrip("/")
+        else:
+            assert written == f"unix://{server.socket_path}"
+        async with open_client(kind, server) as client:
+            await client.initialize()
+        assert await server.stop() == 0
+    assert not await trio.Path(address_file).exists()
+
+
+async def test_the_unix_banner_names_an_appserver_a_shell_can_run(home: Path) -> None:
+    async with spawn_server("unix", home) as server:
+        match = re.search(r"JSON lines: +(.+) attach --sock ", server.stderr_text)
+        assert match is not None, server.stderr_text
+        program = match.group(1).split()[0]
+        assert shutil.which(program, path=server_env().get("PATH")) is not None, program
