@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from appserver import __version__
+from appserver import __version__, sandbox
 from appserver.address_file import remove_address_file, write_address_file
 from appserver.app import handlers, static
 from appserver.app.agents import Agent, AgentError, load_agent
@@ -143,6 +143,10 @@ def build_app(
     agents: dict[str, Agent],
     user_config: Config | None = None,
 ) -> App:
+    # Confined commands must not reach the control socket (an escape) nor the state.
+    sandbox.hide(str(config.home))
+    if (socket_path := socket_path_for(config)) is not None:
+        sandbox.hide(str(socket_path))
     registry = Registry()
     router = Router()
     server_requests = ServerRequests(router)

@@ -8,6 +8,7 @@ from appserver.sandbox.enforce import (
     availability,
     configure,
     confine,
+    hide,
 )
 from appserver.sandbox.policy import Policy, PolicyError, parse_policy, writable_roots
 
@@ -20,6 +21,7 @@ __all__ = [
     "availability",
     "configure",
     "confine",
+    "hide",
     "parse_policy",
     "writable_roots",
 ]

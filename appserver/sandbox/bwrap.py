@@ -44,14 +44,40 @@ def bwrap_argv(
     *,
     bwrap: str = "bwrap",
     tmpdir: str | None = None,
+    hidden: Sequence[str] = (),
 ) -> list[str]:
     """The full command line running `argv` in `cwd` under `policy` (a confined one:
-    `readOnly` or `workspaceWrite`)."""
-    args = [bwrap, "--new-session", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev"]
+    `readOnly` or `workspaceWrite`). What `hidden` names (the server's home, its control
+    socket) is out of reach: a directory is covered by an empty read-only tmpfs (unless the
+    cwd is inside it), a file or socket by /dev/null."""
+    args = [
+        bwrap,
+        "--new-session",
+        "--die-with-parent",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+    ]
     roots = writable_roots(policy, cwd, tmpdir)
     for root in roots:
         args += ["--bind", root, root]
     args += protected_binds(roots)
+    for path in hidden:
+        resolved = os.path.realpath(path)
+        if os.path.isdir(resolved):
+            if not _under(os.path.realpath(cwd), [resolved]):
+                args += [
+                    "--perms",
+                    "0555",
+                    "--tmpfs",
+                    resolved,
+                    "--remount-ro",
+                    resolved,
+                ]
+        elif os.path.exists(resolved):
+            args += ["--ro-bind", "/dev/null", resolved]
     args.append("--unshare-pid")
     if not policy.network:
         args.append("--unshare-net")

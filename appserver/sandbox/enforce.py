@@ -50,6 +50,7 @@ class Availability:
 class _State:
     allow_unsandboxed: bool | None = None
     availability: Availability | None = None
+    hidden: list[str] = attrs.Factory(list)
     lock: trio.Lock | None = None
 
 
@@ -66,6 +67,12 @@ def configure(*, allow_unsandboxed: bool) -> None:
         )
 
 
+def hide(directory: str) -> None:
+    """Keep `directory` out of sight of every confined command (the server hides its home)."""
+    if directory not in _state.hidden:
+        _state.hidden.append(directory)
+
+
 def allow_unsandboxed() -> bool:
     if _state.allow_unsandboxed is not None:
         return _state.allow_unsandboxed
@@ -74,15 +81,17 @@ def allow_unsandboxed() -> bool:
 
 def reset() -> None:
     """Forget the probe and the opt-in (tests change the environment between runs)."""
-    global _state
-    _state = _State()
+    _state.allow_unsandboxed = None
+    _state.availability = None
+    _state.lock = None
 
 
 async def _probe() -> Availability:
     bwrap = shutil.which(os.environ.get(BWRAP_ENV) or "bwrap")
     if bwrap is None:
         return Availability(
-            None, "bubblewrap (bwrap) is not installed; install the Debian package bubblewrap"
+            None,
+            "bubblewrap (bwrap) is not installed; install the Debian package bubblewrap",
         )
     argv = bwrap_argv(["/bin/true"], Policy("readOnly"), "/", bwrap=bwrap)
     try:
@@ -130,7 +139,7 @@ async def confine(
     found = await availability()
     if found.works:
         assert found.bwrap is not None
-        return bwrap_argv(argv, policy, cwd, bwrap=found.bwrap, tmpdir=tmpdir)
+        return bwrap_argv(argv, policy, cwd, bwrap=found.bwrap, tmpdir=tmpdir, hidden=_state.hidden)
     if allow_unsandboxed():
         log.warning(
             "running UNCONFINED despite the %s sandbox policy (%s): %s",

@@ -55,7 +55,10 @@ async def gone(marker: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_streaming_with_stdin(kind: Kind, tmp_path: Path) -> None:
-    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+    async with (
+        spawn_server(kind, tmp_path / "home") as server,
+        open_client(kind, server) as client,
+    ):
         await client.initialize()
         request_id = await client.send_request(
             "command/exec",
@@ -80,12 +83,19 @@ async def test_streaming_with_stdin(kind: Kind, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_tty_with_resize(kind: Kind, tmp_path: Path) -> None:
-    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+    async with (
+        spawn_server(kind, tmp_path / "home") as server,
+        open_client(kind, server) as client,
+    ):
         await client.initialize()
         request_id = await client.send_request(
             "command/exec",
             {
-                "command": ["sh", "-c", "stty size; read line; stty size; echo got:$line"],
+                "command": [
+                    "sh",
+                    "-c",
+                    "stty size; read line; stty size; echo got:$line",
+                ],
                 "processId": "tty-1",
                 "tty": True,
                 "size": {"rows": 25, "cols": 80},
@@ -95,7 +105,8 @@ async def test_tty_with_resize(kind: Kind, tmp_path: Path) -> None:
         )
         assert await next_output(client, "tty-1") == b"25 80\r\n"
         await client.call(
-            "command/exec/resize", {"processId": "tty-1", "size": {"rows": 50, "cols": 132}}
+            "command/exec/resize",
+            {"processId": "tty-1", "size": {"rows": 50, "cols": 132}},
         )
         await client.call("command/exec/write", {"processId": "tty-1", "deltaBase64": b64(b"x\n")})
         reply = await client.reply_to(request_id)
@@ -106,7 +117,10 @@ async def test_tty_with_resize(kind: Kind, tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_timeout_and_terminate(kind: Kind, tmp_path: Path) -> None:
     marker = f"41.{uuid.uuid4().int % 10**8}"
-    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+    async with (
+        spawn_server(kind, tmp_path / "home") as server,
+        open_client(kind, server) as client,
+    ):
         await client.initialize()
         timed = await client.call(
             "command/exec",
@@ -158,7 +172,10 @@ async def test_confined_commands_are_refused_without_bubblewrap(
 ) -> None:
     monkeypatch.setenv("APPSERVER_BWRAP", str(tmp_path / "no-bwrap"))
     params = {"command": ["touch", "made"], "cwd": str(tmp_path)}
-    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+    async with (
+        spawn_server(kind, tmp_path / "home") as server,
+        open_client(kind, server) as client,
+    ):
         await client.initialize()
         reply = await client.request("command/exec", params)
         assert reply["error"]["code"] == -32603
@@ -178,7 +195,10 @@ async def test_confined_commands_are_refused_without_bubblewrap(
 @pytest.mark.parametrize("kind", KINDS)
 async def test_read_only_by_default(kind: Kind, tmp_path: Path) -> None:
     await require_bwrap()
-    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+    async with (
+        spawn_server(kind, tmp_path / "home") as server,
+        open_client(kind, server) as client,
+    ):
         await client.initialize()
         result = await client.call(
             "command/exec", {"command": ["touch", "made"], "cwd": str(tmp_path)}
@@ -186,3 +206,37 @@ async def test_read_only_by_default(kind: Kind, tmp_path: Path) -> None:
         assert result["exitCode"] != 0
         assert "Read-only file system" in result["stderr"]
         assert not (tmp_path / "made").exists()
+
+
+async def test_a_confined_command_cannot_reach_the_control_socket(
+    tmp_path: Path,
+) -> None:
+    await require_bwrap()
+    async with (
+        spawn_server("unix", tmp_path / "home") as server,
+        open_client("unix", server) as client,
+    ):
+        await client.initialize()
+        probe = (
+            "import socket, sys, os\n"
+            "print(sorted(os.listdir(sys.argv[2])))\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "s.connect(sys.argv[1])\n"
+        )
+        argv = ["python3", "-c", probe, str(server.socket_path), str(tmp_path / "home")]
+        confined = await client.call(
+            "command/exec",
+            {
+                "command": argv,
+                "cwd": str(tmp_path),
+                "sandboxPolicy": {"type": "workspaceWrite"},
+            },
+        )
+        assert confined["exitCode"] != 0
+        assert confined["stdout"] == "[]\n"
+        unconfined = await client.call(
+            "command/exec",
+            {"command": argv, "cwd": str(tmp_path), "sandboxPolicy": DANGER},
+        )
+        assert unconfined["exitCode"] == 0
+        assert "state.sqlite" in unconfined["stdout"]

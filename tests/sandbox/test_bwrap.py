@@ -108,3 +108,30 @@ def test_every_writable_root_is_bound_once(names: list[str]) -> None:
         argv = bwrap_argv(["x"], policy, roots[0])
         bound = [src for src, dst in binds(argv, "--bind") if src == dst]
         assert sorted(bound) == sorted(roots)
+
+
+def test_hidden_directories_get_an_empty_read_only_tmpfs(tmp_path: Path) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    argv = bwrap_argv(["x"], READ_ONLY, str(cwd), hidden=[str(home), str(tmp_path / "gone")])
+    index = argv.index("--tmpfs")
+    assert argv[index - 2 : index + 4] == [
+        "--perms",
+        "0555",
+        "--tmpfs",
+        str(home),
+        "--remount-ro",
+        str(home),
+    ]
+    assert argv.count("--tmpfs") == 1
+    sock = tmp_path / "s.sock"
+    sock.touch()
+    argv = bwrap_argv(["x"], READ_ONLY, str(cwd), hidden=[str(sock)])
+    assert argv[argv.index("--unshare-pid") - 3 : argv.index("--unshare-pid")] == [
+        "--ro-bind",
+        "/dev/null",
+        str(sock),
+    ]
+    inside = bwrap_argv(["x"], READ_ONLY, str(home), hidden=[str(home)])
+    assert "--tmpfs" not in inside
