@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 from cattrs import BaseValidationError
@@ -22,11 +22,10 @@ from appserver.wire.converter import (
     structure,
 )
 
-if TYPE_CHECKING:
-    from appserver.processor import RequestContext
-
 P = TypeVar("P")
-Handler = Callable[["RequestContext", Any], Any]
+#: `handler(ctx, params)`; `ctx` is a `processor.RequestContext` (not named here: the processor
+#: imports this module).
+Handler = Callable[[Any, Any], Any]
 F = TypeVar("F", bound=Handler)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -34,9 +34,6 @@ from appserver.server_requests import ServerRequests
 from appserver.wire.errors import RpcError
 from appserver.wire.messages import Notification
 
-if TYPE_CHECKING:
-    from appserver.app.turns import TurnRun
-
 log = logging.getLogger(__name__)
 
 
@@ -48,11 +45,22 @@ def not_loaded(thread_id: str) -> RpcError:
     return RpcError.invalid_request(f"thread not loaded: {thread_id}")
 
 
+class ActiveTurn(Protocol):
+    """What a thread and its handlers use of its running turn (`turns.TurnRun`); a protocol,
+    so this module does not import the one that imports it."""
+
+    turn: TurnState
+    cancel_scope: trio.CancelScope
+    done: trio.Event
+
+    async def steer(self, user_input: list[dict[str, Any]], client_id: str | None) -> None: ...
+
+
 @attrs.define(eq=False)
 class LoadedThread:
     state: ThreadState
     subscribers: set[int] = attrs.Factory(set)
-    active: TurnRun | None = None
+    active: ActiveTurn | None = None
     queue: list[dict[str, Any]] = attrs.Factory(list)
     #: `acceptForSession`: later commands in this thread run without asking.
     approved_for_session: bool = False
