@@ -85,6 +85,13 @@ class ThreadState:
     #: `thread/goal/set`: the `ThreadGoal` JSON object, or None.
     goal: JsonObject | None = None
     git_info: JsonObject | None = None
+    #: `thread/settings/update`: Codex's `CollaborationMode` object, service tier, summary mode.
+    collaboration_mode: JsonObject | None = None
+    service_tier: str | None = None
+    reasoning_summary: str | None = None
+    personality: str | None = None
+    #: `thread/inject_items` (`/side`): raw items added to the history outside any turn.
+    injected_items: list[Any] = attrs.Factory(list)
     #: `thread/start`'s `dynamicTools` (Codex `DynamicToolSpec` objects) the agent may call.
     dynamic_tools: list[JsonObject] = attrs.Factory(list)
     turns: list[TurnState] = attrs.Factory(list)
@@ -106,6 +113,11 @@ class ThreadState:
         "reasoning_effort",
         "goal",
         "git_info",
+        "collaboration_mode",
+        "service_tier",
+        "reasoning_summary",
+        "personality",
+        "injected_items",
         "dynamic_tools",
     ]
 
@@ -213,6 +225,38 @@ def drop_turns(db: sqlite3.Connection, thread: ThreadState, turn_ids: list[str])
         save_thread(db, thread)
         db.executemany("DELETE FROM items WHERE turn_id = ?", [(t,) for t in turn_ids])
         db.executemany("DELETE FROM turns WHERE id = ?", [(t,) for t in turn_ids])
+
+
+def item_text(item: JsonObject) -> str:
+    """The searchable text of an item: messages, commands, reviews."""
+    kind = item.get("type")
+    if kind == "userMessage":
+        return " ".join(str(c.get("text", "")) for c in item.get("content", []) if "text" in c)
+    if kind == "agentMessage":
+        return str(item.get("text", ""))
+    if kind == "commandExecution":
+        return str(item.get("command", ""))
+    if kind in ("enteredReviewMode", "exitedReviewMode"):
+        return str(item.get("review", ""))
+    return ""
+
+
+def search_items(db: sqlite3.Connection, term: str) -> dict[str, str]:
+    """Thread id -> the text of its first item containing `term` (case-insensitive)."""
+    found: dict[str, str] = {}
+    needle = term.lower()
+    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    for thread_id, data in db.execute(
+        "SELECT turns.thread_id, items.data FROM items JOIN turns ON turns.id = items.turn_id "
+        "WHERE CAST(items.data AS TEXT) LIKE ? ESCAPE '\\' ORDER BY turns.seq, items.seq",
+        (pattern,),
+    ):
+        if thread_id in found:
+            continue
+        text = item_text(orjson.loads(data)["item"])
+        if needle in text.lower():
+            found[thread_id] = text
+    return found
 
 
 def delete_thread(db: sqlite3.Connection, thread_id: str) -> bool:

@@ -285,6 +285,112 @@ class ThreadShellCommandParams:
     timeout_ms: int | None = None
 
 
+@attrs.frozen
+class ThreadRevertParams:
+    thread_id: str
+    before_turn_id: str
+
+
+@attrs.frozen
+class ThreadInjectItemsParams:
+    thread_id: str
+    items: list[Any]
+
+
+@attrs.frozen
+class ThreadGoalSetParams:
+    thread_id: str
+    objective: str | None = None
+    status: str | None = None
+    token_budget: int | None = None
+    origin: str | None = None
+
+
+@attrs.frozen
+class ThreadGoalClearParams:
+    thread_id: str
+    origin: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ThreadSettingsUpdateParams:
+    thread_id: str
+    model: str | None = None
+    effort: str | None = None
+    cwd: str | None = None
+    approval_policy: Any = None
+    approvals_reviewer: str | None = None
+    sandbox_policy: JsonObject | None = None
+    collaboration_mode: JsonObject | None = None
+    service_tier: str | None = None
+    summary: str | None = None
+    personality: str | None = None
+
+    def experimental_reason(self) -> str | None:
+        return approval_policy_experimental_reason(self.approval_policy)
+
+
+@attrs.frozen(kw_only=True)
+class TurnSettingsUpdateParams:
+    thread_id: str
+    turn_id: str
+    model: str | None = None
+    effort: str | None = None
+    approvals_reviewer: str | None = None
+    service_tier: str | None = None
+    summary: str | None = None
+
+
+@attrs.frozen
+class ThreadSearchParams:
+    search_term: str
+    archived: bool | None = None
+    cursor: str | None = None
+    limit: int | None = None
+    sort_key: str | None = None
+    sort_direction: str | None = None
+    source_kinds: list[str] | None = None
+
+
+@attrs.frozen
+class ThreadMetadataUpdateParams:
+    thread_id: str
+    git_info: JsonObject | None = None
+
+
+@attrs.frozen
+class ThreadQueueListParams:
+    thread_id: str
+    cursor: str | None = None
+    limit: int | None = None
+
+
+@attrs.frozen
+class ThreadQueueUpdateParams:
+    thread_id: str
+    queued_submission_id: str
+    input: list[JsonObject]
+    responsesapi_client_metadata: Any = None
+
+
+@attrs.frozen
+class ThreadQueueDeleteParams:
+    thread_id: str
+    queued_submission_id: str
+
+
+@attrs.frozen
+class ThreadQueueReorderParams:
+    thread_id: str
+    queued_submission_ids: list[str]
+
+
+@attrs.frozen
+class ThreadQueueStartParams:
+    thread_id: str
+    queued_submission_id: str | None = None
+
+
 # -- server requests -------------------------------------------------------------------------
 
 

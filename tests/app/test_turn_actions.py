@@ -120,9 +120,7 @@ async def test_compact_is_a_turn_with_a_context_compaction_item(
     assert "first words" in summary
     assert "second words" in summary
     # The summary survives a restart: a new app over the same home sees it.
-    read = await client.call(
-        "thread/read", {"threadId": thread_id, "includeTurns": True}
-    )
+    read = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
     assert [len(t["items"]) for t in read["thread"]["turns"]][2] == 1
     client.assert_schema_valid()
 
@@ -185,9 +183,7 @@ async def test_turn_actions_on_an_unknown_thread_are_refused(app: AppHarness) ->
 # -- review ------------------------------------------------------------------------------------
 
 
-async def test_review_of_uncommitted_changes_inline(
-    app: AppHarness, tmp_path: Path
-) -> None:
+async def test_review_of_uncommitted_changes_inline(app: AppHarness, tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo")
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(repo))
@@ -263,9 +259,7 @@ async def test_review_targets(
     client.assert_schema_valid()
 
 
-async def test_review_outside_a_repository_still_completes(
-    app: AppHarness, tmp_path: Path
-) -> None:
+async def test_review_outside_a_repository_still_completes(app: AppHarness, tmp_path: Path) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(tmp_path))
     await client.call(
@@ -277,9 +271,7 @@ async def test_review_outside_a_repository_still_completes(
     assert completed_turn(frames)["status"] == "completed"
 
 
-async def test_detached_review_runs_in_a_new_thread(
-    app: AppHarness, tmp_path: Path
-) -> None:
+async def test_detached_review_runs_in_a_new_thread(app: AppHarness, tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "repo")
     client = await tui(app)
     thread_id = await start_thread(client, cwd=str(repo))
@@ -295,16 +287,13 @@ async def test_detached_review_runs_in_a_new_thread(
     assert review_thread != thread_id
     started = await client.wait_for(
         lambda f: (
-            f.get("method") == "thread/started"
-            and f["params"]["thread"]["id"] == review_thread
+            f.get("method") == "thread/started" and f["params"]["thread"]["id"] == review_thread
         )
     )
     assert started["params"]["thread"]["forkedFromId"] == thread_id
     frames = await client.turn_frames(review_thread)
     assert completed_items(frames)[-1]["type"] == "exitedReviewMode"
-    parent = await client.call(
-        "thread/read", {"threadId": thread_id, "includeTurns": True}
-    )
+    parent = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
     assert parent["thread"]["turns"] == []
 
 
@@ -312,9 +301,7 @@ async def test_review_hook_and_interrupting_a_review(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, model="hooks")
     target = {"type": "custom", "instructions": "wait"}
-    result = await client.call(
-        "review/start", {"threadId": thread_id, "target": target}
-    )
+    result = await client.call("review/start", {"threadId": thread_id, "target": target})
     turn_id = result["turn"]["id"]
     await client.notification("item/completed", threadId=thread_id)  # enteredReviewMode
     await client.notification("item/completed", threadId=thread_id)  # the prompt
@@ -348,9 +335,7 @@ async def test_a_malformed_review_target_is_refused(
 ) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    error = await client.error(
-        "review/start", {"threadId": thread_id, "target": target}
-    )
+    error = await client.error("review/start", {"threadId": thread_id, "target": target})
     assert error["code"] == -32600
 
 
@@ -383,9 +368,7 @@ async def test_shell_command_runs_in_the_login_shell_and_streams(
 async def test_a_failing_shell_command_completes_the_turn(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    await client.call(
-        "thread/shellCommand", {"threadId": thread_id, "command": "exit 3"}
-    )
+    await client.call("thread/shellCommand", {"threadId": thread_id, "command": "exit 3"})
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
     assert (item["status"], item["exitCode"]) == ("failed", 3)
@@ -401,9 +384,7 @@ async def test_interrupting_a_shell_command_kills_it(app: AppHarness) -> None:
     )
     started = await client.notification("turn/started", threadId=thread_id)
     await client.notification("item/commandExecution/outputDelta", threadId=thread_id)
-    await client.call(
-        "turn/interrupt", {"threadId": thread_id, "turnId": started["turn"]["id"]}
-    )
+    await client.call("turn/interrupt", {"threadId": thread_id, "turnId": started["turn"]["id"]})
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
     assert (item["exitCode"], item["aggregatedOutput"]) == (
@@ -429,9 +410,7 @@ async def test_a_shell_command_timeout_ends_it(app: AppHarness) -> None:
 async def test_an_empty_shell_command_is_refused(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    error = await client.error(
-        "thread/shellCommand", {"threadId": thread_id, "command": "  "}
-    )
+    error = await client.error("thread/shellCommand", {"threadId": thread_id, "command": "  "})
     assert error["code"] == -32600
 
 
@@ -476,9 +455,7 @@ async def test_cancel_declines_the_command_and_interrupts_the_turn(
 ) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)
-    await client.call(
-        "turn/start", {"threadId": thread_id, "input": text("$ echo never")}
-    )
+    await client.call("turn/start", {"threadId": thread_id, "input": text("$ echo never")})
     request = await client.server_request(APPROVAL)
     await client.reply(request["id"], {"decision": "cancel"})
     frames = await client.turn_frames(thread_id)
@@ -493,11 +470,7 @@ async def test_cancel_declines_the_command_and_interrupts_the_turn(
 
 def test_summarize_keeps_the_previous_summary_and_bounds_its_length() -> None:
     turns = [
-        {
-            "items": [
-                {"type": "userMessage", "content": [{"type": "text", "text": f"m{i}"}]}
-            ]
-        }
+        {"items": [{"type": "userMessage", "content": [{"type": "text", "text": f"m{i}"}]}]}
         for i in range(100)
     ]
     summary = summarize("before", turns)
@@ -536,12 +509,8 @@ async def test_the_tuis_title_side_turn_gets_a_title_from_the_users_words(
 ) -> None:
     client = await tui(app)
     thread_id = await start_thread(client, ephemeral=True, threadSource="thread_title")
-    frames = await run_turn(
-        client, thread_id, TUI_TITLE_PROMPT, outputSchema=TITLE_SCHEMA
-    )
-    assert orjson.loads(final_text(frames)) == {
-        "title": "Please refactor the websocket"
-    }
+    frames = await run_turn(client, thread_id, TUI_TITLE_PROMPT, outputSchema=TITLE_SCHEMA)
+    assert orjson.loads(final_text(frames)) == {"title": "Please refactor the websocket"}
 
 
 @pytest.mark.parametrize(
@@ -553,9 +522,7 @@ async def test_the_tuis_title_side_turn_gets_a_title_from_the_users_words(
         ("", 36, "echo"),
     ],
 )
-def test_title_strings_fit_the_schema(
-    words: str, max_length: int, expected: str
-) -> None:
+def test_title_strings_fit_the_schema(words: str, max_length: int, expected: str) -> None:
     schema = {"type": "string", "minLength": 1, "maxLength": max_length}
     value = minimal_instance(schema, title_from(words))
     assert value == expected

@@ -36,11 +36,7 @@ def title_from(text: str) -> str:
 def _fit(text: str, low: int, high: int | None) -> str:
     if high is not None and len(text) > high:
         cut = text[:high]
-        text = (
-            cut.rsplit(" ", 1)[0]
-            if " " in cut and not text[high : high + 1].isspace()
-            else cut
-        )
+        text = cut.rsplit(" ", 1)[0] if " " in cut and not text[high : high + 1].isspace() else cut
         text = text.rstrip()
     return text.ljust(low, "o")
 
@@ -63,9 +59,7 @@ def minimal_instance(schema: Any, words: str = STUB_STRING) -> Any:
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties", {})
         required = schema.get("required", list(properties))
-        return {
-            name: minimal_instance(properties.get(name, {}), words) for name in required
-        }
+        return {name: minimal_instance(properties.get(name, {}), words) for name in required}
     if kind == "array":
         count = int(schema.get("minItems", 0))
         return [minimal_instance(schema.get("items", {}), words) for _ in range(count)]
@@ -82,9 +76,7 @@ def minimal_instance(schema: Any, words: str = STUB_STRING) -> Any:
 class EchoAgent:
     name = "echo"
     display_name = "Echo"
-    description = (
-        "Echoes your message; `$ command` runs a shell command after approval."
-    )
+    description = "Echoes your message; `$ command` runs a shell command after approval."
 
     async def run_turn(self, turn: Turn) -> None:
         text = turn.text
@@ -93,17 +85,11 @@ class EchoAgent:
             answer = orjson.dumps(instance).decode()
             await turn.say(answer, chunks=1)
         elif text.startswith("$ "):
-            outcome = await turn.run_command(
-                text[2:], reason="the echo agent runs `$ ` commands"
-            )
+            outcome = await turn.run_command(text[2:], reason="the echo agent runs `$ ` commands")
             if outcome.declined:
                 await turn.say("Command was declined.", chunks=1)
             else:
-                await turn.say(
-                    f"Command exited with code {outcome.exit_code}.", chunks=1
-                )
+                await turn.say(f"Command exited with code {outcome.exit_code}.", chunks=1)
         else:
             await turn.say(f"You said: {text}")
-        turn.report_usage(
-            input_tokens=len(text.split()), output_tokens=len(text.split()) + 2
-        )
+        turn.report_usage(input_tokens=len(text.split()), output_tokens=len(text.split()) + 2)

@@ -43,6 +43,8 @@ def session_response(
         approval_policy=state.approval_policy,
         approvals_reviewer=state.approvals_reviewer,
         sandbox=state.sandbox,
+        service_tier=state.service_tier,
+        reasoning_effort=state.reasoning_effort,
     )
 
 
