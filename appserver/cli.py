@@ -7,9 +7,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from appserver import __version__
+from appserver.config_flags import (
+    ConfigFlags,
+    add_config_flags,
+    flags_of,
+    split_root_flags,
+)
 from appserver.home import (
     HomeError,
     StartupLock,
@@ -33,6 +39,46 @@ def _listen(value: str) -> ListenTarget:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+SUBCOMMANDS_HELP = """\
+subcommands (`appserver app-server SUBCOMMAND` works too):
+  attach                 share a running server from a JSON-lines client (stdio <-> socket)
+  proxy                  relay raw bytes between stdio and a running server's socket
+  daemon                 start|stop|restart|status a detached server for the home
+  generate-json-schema   write the Codex 0.169 protocol JSON Schema (--out DIR [--experimental])
+  generate-ts            write the Codex 0.169 protocol TypeScript types (--out DIR)
+
+Run `appserver SUBCOMMAND --help` for its options."""
+
+#: --log-level: Python's level names and Codex's (RUST_LOG) ones; `trace` is DEBUG here.
+LOG_LEVELS = {
+    "trace": "DEBUG",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+}
+WS_AUTH_FLAGS = (
+    "ws_auth",
+    "ws_token_file",
+    "ws_token_sha256",
+    "ws_shared_secret_file",
+    "ws_issuer",
+    "ws_audience",
+    "ws_max_clock_skew_seconds",
+)
+
+
+def _log_level(value: str) -> str:
+    level = LOG_LEVELS.get(value.strip().lower())
+    if level is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {value!r}; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return level
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if number < 0:
@@ -47,6 +93,9 @@ def serve_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="appserver",
         description="A Codex-compatible app-server. Serves until its transport closes.",
+        epilog=SUBCOMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"appserver {__version__}")
     listen = parser.add_mutually_exclusive_group()
@@ -100,7 +149,14 @@ def serve_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
         metavar="N",
     )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=None,
+        metavar="LEVEL",
+        help="trace, debug, info (default), warn(ing), error or critical",
+    )
+    add_config_flags(parser.add_argument_group("configuration (over HOME/config.toml)"))
     parser.add_argument(
         "--dangerously-allow-unsandboxed",
         action="store_true",
@@ -138,7 +194,9 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
             "Relay JSON lines on stdio to a running server's control socket as WebSocket "
             "messages, so JSON-lines clients can share that server."
         )
-    parser = argparse.ArgumentParser(prog=f"appserver {command}", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"appserver {command}", description=description, allow_abbrev=False
+    )
     parser.add_argument("--sock", help="socket path (default: the home's control socket)")
     parser.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
     if command == "attach":
@@ -193,7 +251,7 @@ def daemon_parser() -> argparse.ArgumentParser:
         "status": "report whether a server is running and its version",
     }
     for name, text in helps.items():
-        command = commands.add_parser(name, help=text, description=text)
+        command = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
         command.add_argument("--home", help="server home (default $APPSERVER_HOME or ~/.appserver)")
         if name in ("start", "restart"):
             add_forwarded_flags(command)
@@ -243,15 +301,92 @@ def _early_startup(listen: ListenTarget, home: Path) -> StartupLock | None:
     return lock
 
 
+GENERATORS: dict[str, Literal["json", "ts"]] = {
+    "generate-json-schema": "json",
+    "generate-ts": "ts",
+}
+
+
+def generate_parser(command: str) -> argparse.ArgumentParser:
+    what = "JSON Schema" if command == "generate-json-schema" else "TypeScript types"
+    parser = argparse.ArgumentParser(
+        prog=f"appserver app-server {command}",
+        description=f"Write the Codex 0.169 app-server protocol {what}, as `codex app-server "
+        f"{command}` does.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--experimental",
+        action="store_true",
+        help="include experimental methods and fields",
+    )
+    if command == "generate-ts":
+        parser.add_argument(
+            "-p", "--prettier", metavar="PRETTIER_BIN", help="format the files with Prettier"
+        )
+    add_config_flags(parser)
+    return parser
+
+
+def _generate(command: str, args: list[str]) -> int:
+    import subprocess
+
+    from appserver.codex_schema import write_bundle
+
+    options = generate_parser(command).parse_args(args)
+    out = Path(os.path.abspath(options.out))
+    try:
+        write_bundle(GENERATORS[command], experimental=options.experimental, out=out)
+    except OSError as exc:
+        print(f"Error: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
+    if getattr(options, "prettier", None):
+        return subprocess.run([options.prettier, "--write", str(out)], check=False).returncode
+    return 0
+
+
+def _with_root_flags(command: str, args: list[str], root: ConfigFlags) -> list[str]:
+    """Root config flags handed to a launcher subcommand, which forwards them to its server."""
+    if not root.as_args():
+        return args
+    if command == "attach":
+        return [*root.as_args(), *args]
+    if command == "daemon" and args[:1] in (["start"], ["restart"]):
+        return [args[0], *root.as_args(), *args[1:]]
+    return args
+
+
+def _check_ws_flags(parser: argparse.ArgumentParser, options: argparse.Namespace) -> None:
+    from appserver.transport.listen import Off, Unix, WebSocket
+
+    given = [name for name in WS_AUTH_FLAGS if getattr(options, name) is not None]
+    if given and not isinstance(options.listen, WebSocket):
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        if isinstance(options.listen, Unix):
+            listen = f"unix://{options.listen.path or ''}"
+        else:
+            listen = "off" if isinstance(options.listen, Off) else "stdio://"
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{flags} only {verb} to a ws:// listener, not to --listen {listen}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    root, args = split_root_flags(args)
     if args[:1] == ["app-server"]:
-        args = args[1:]
+        more, args = split_root_flags(args[1:])
+        root = root.then(more)
     if args[:1] in (["proxy"], ["attach"]):
-        return _relay(args[0], args[1:])
+        return _relay(args[0], _with_root_flags(args[0], args[1:], root))
     if args[:1] == ["daemon"]:
-        return _daemon(args[1:])
-    options = serve_parser().parse_args(args)
+        return _daemon(_with_root_flags("daemon", args[1:], root))
+    if args[:1] and args[0] in GENERATORS:
+        return _generate(args[0], [*root.as_args(), *args[1:]])
+    parser = serve_parser()
+    options = parser.parse_args(args)
+    _check_ws_flags(parser, options)
+    flags = root.then(flags_of(options))
     from appserver.logs import configure_logging
 
     configure_logging(options.log_level)
@@ -260,9 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         configure_sandbox(allow_unsandboxed=True)
 
+    from appserver.config import ConfigError
     from appserver.transport.auth import AuthArgs
     from appserver.transport.listen import DEFAULT_LISTEN_URL, parse_listen_url
 
+    try:
+        overrides = flags.overrides()
+    except ConfigError as exc:
+        print(f"Error: error parsing -c overrides: {exc}", file=sys.stderr)
+        return 1
     listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
     home = resolve_home(options.home)
     lock = _early_startup(listen, home)
@@ -282,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_in_flight=options.max_in_flight,
         max_in_flight_per_connection=options.max_in_flight_per_connection,
         agents=tuple(options.agent) or ("echo",),
+        config_overrides=tuple(overrides),
         auth=AuthArgs(
             mode=options.ws_auth,
             token_file=options.ws_token_file,

@@ -78,7 +78,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_TRANSPORT_MESSAGE = "no transport configured; use --listen or enable remote control"
+NO_TRANSPORT_MESSAGE = (
+    "no transport configured; use --listen stdio://, unix://, unix://PATH or ws://IP:PORT"
+)
 CLIENT_GONE = ErrorObject(INTERNAL_ERROR, "the client closed its input before replying")
 #: After everyone was told to disconnect, how long connections get to close before being cut.
 DISCONNECT_GRACE_SECONDS = 2.0
