@@ -284,7 +284,7 @@ def register(registry: Registry, threads: Threads) -> None:
 
     @method("thread/goal/get", v2.ThreadIdParams)
     async def thread_goal_get(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
-        await threads.find(params.thread_id)
-        return {"goal": None}
+        state, _ = await threads.find(params.thread_id)
+        return {"goal": state.goal}
 
     # -- turns -------------------------------------------------------------------------------
