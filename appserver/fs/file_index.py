@@ -44,14 +44,12 @@ class FileIndex:
     name_offsets: Any = None
     #: Entries whose path is not ASCII (scored by the reference scorer).
     not_ascii: frozenset[int] = frozenset()
+    #: `paths` normalized, as a list (the lines of `text`).
+    lines: list[str] = attrs.Factory(list)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def text_of(self, entry: int) -> str:
-        """The normalized path of `entry`."""
-        start = int(self.offsets[entry])
-        return self.text[start : self.text.index("\n", start)]
 
 
 def build_index(root: str) -> FileIndex:
@@ -75,6 +73,7 @@ def _prepare(index: FileIndex) -> None:
         text = "\n".join(fuzzy_score.normalize(p) for p in paths)
         index.not_ascii = frozenset(i for i, p in enumerate(paths) if not p.isascii())
     normalized = text.split("\n") if paths else []
+    index.lines = normalized
     names = [p.rpartition("/")[2] for p in normalized]
     index.text = text + "\n"
     index.names_text = "\n".join(names) + "\n"

@@ -122,13 +122,19 @@ class QueryRun:
         """Entries that match only through their path: tier 0."""
         import numpy as np
 
-        patterns = [subsequence_pattern(atom) for atom in self._atoms]
+        # The longest atom first (the fewest lines match it), then the others over those lines.
+        atoms = sorted(self._atoms, key=len, reverse=True)
+        patterns = [subsequence_pattern(atom) for atom in atoms]
         for position, index in enumerate(self.indexes):
-            entries = None
-            for pattern in patterns:
-                lines = matching_lines(index.text, index.offsets, pattern)
-                entries = lines if entries is None else np.intersect1d(entries, lines)
-            if entries is None or entries.size == 0:
+            entries = matching_lines(index.text, index.offsets, patterns[0])
+            for pattern in patterns[1:]:
+                if entries.size == 0:
+                    break
+                subset = [index.lines[i] for i in entries.tolist()]
+                lengths = np.fromiter(map(len, subset), np.int64, len(subset)) + 1
+                offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+                entries = entries[matching_lines("\n".join(subset) + "\n", offsets, pattern)]
+            if entries.size == 0:
                 continue
             named = self._named[position] if position < len(self._named) else None
             if named is not None and named.size:
