@@ -92,9 +92,13 @@ class FileSearches:
                 del self._tokens[cancellation_token]
 
     async def _cached_index(self, root: str) -> FileIndex:
-        cached = self._cache.get(root)
         now = time.monotonic()
-        if cached is not None and now - cached[0] < INDEX_REUSE_SECONDS:
+        for stale in [
+            key for key, (built, _) in self._cache.items() if now - built >= INDEX_REUSE_SECONDS
+        ]:
+            del self._cache[stale]  # listings are not kept past their reuse window
+        cached = self._cache.get(root)
+        if cached is not None:
             return cached[1]
         index = await trio.to_thread.run_sync(build_index, root)
         self._cache[root] = (time.monotonic(), index)
