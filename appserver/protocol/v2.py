@@ -111,6 +111,8 @@ class SessionOverrides:
 
 @attrs.frozen(kw_only=True)
 class ThreadStartParams(SessionOverrides):
+    #: Config overrides for this session (dotted keys, as `-c`): `model_reasoning_effort`, …
+    config: dict[str, Any] | None = None
     model_provider: str | None = None
     ephemeral: bool | None = None
     thread_source: str | None = None
@@ -131,6 +133,8 @@ class ThreadStartParams(SessionOverrides):
 
 @attrs.frozen(kw_only=True)
 class ThreadResumeParams(SessionOverrides):
+    #: Config overrides for this session (dotted keys, as `-c`): `model_reasoning_effort`, …
+    config: dict[str, Any] | None = None
     thread_id: str
     exclude_turns: bool = False
     history: Any = _experimental()
@@ -142,6 +146,8 @@ class ThreadResumeParams(SessionOverrides):
 
 @attrs.frozen(kw_only=True)
 class ThreadForkParams(SessionOverrides):
+    #: Config overrides for this session (dotted keys, as `-c`): `model_reasoning_effort`, …
+    config: dict[str, Any] | None = None
     thread_id: str
     ephemeral: bool = False
     exclude_turns: bool = False

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from appserver.app.thread_state import ThreadState, TurnState
 from appserver.app.threads import LoadedThread, Threads, new_id
 from appserver.app.turns import TurnRun, input_text
+from appserver.config import ConfigError, apply_override, validate
 from appserver.processor import RequestContext
 from appserver.protocol import v2
 from appserver.wire.converter import unstructure
@@ -25,6 +26,56 @@ SANDBOX_POLICIES: dict[str, dict[str, Any]] = {
     },
     "danger-full-access": {"type": "dangerFullAccess"},
 }
+
+
+#: Keys of a request's `config` that a session honours (others are accepted and ignored).
+SESSION_CONFIG_KEYS = ("model", "model_reasoning_effort", "approval_policy", "sandbox_mode", "cwd")
+
+
+def session_config(threads: Threads, request_config: dict[str, Any] | None) -> dict[str, Any]:
+    """The configuration a session starts from: HOME/config.toml < command-line flags < the
+    request's `config` (dotted keys, as Codex applies them). Refuses values Codex would refuse."""
+    effective = threads.config.effective()
+    for key, value in (request_config or {}).items():
+        apply_override(effective, key, value)
+    try:
+        validate(effective)
+    except ConfigError as exc:
+        raise RpcError.invalid_request(f"invalid config: {exc.message.strip()}") from None
+    return effective
+
+
+def sandbox_policy(mode: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The wire SandboxPolicy of `sandbox_mode`, with `[sandbox_workspace_write]` applied."""
+    policy = dict(SANDBOX_POLICIES[mode])
+    workspace = settings.get("sandbox_workspace_write")
+    if mode == "workspace-write" and isinstance(workspace, dict):
+        policy["writableRoots"] = list(workspace.get("writable_roots") or [])
+        policy["networkAccess"] = bool(workspace.get("network_access", False))
+        policy["excludeTmpdirEnvVar"] = bool(workspace.get("exclude_tmpdir_env_var", False))
+        policy["excludeSlashTmp"] = bool(workspace.get("exclude_slash_tmp", False))
+    return policy
+
+
+def apply_config(state: ThreadState, settings: dict[str, Any], keys: Iterable[str]) -> None:
+    """Apply `keys` of `settings` (session_config) to a thread; explicit params come after."""
+    wanted = set(keys)
+    if "model" in wanted and isinstance(settings.get("model"), str):
+        state.model = settings["model"]
+    if "model_reasoning_effort" in wanted and settings.get("model_reasoning_effort"):
+        state.reasoning_effort = settings["model_reasoning_effort"]
+    if "approval_policy" in wanted and settings.get("approval_policy") is not None:
+        state.approval_policy = settings["approval_policy"]
+    if "sandbox_mode" in wanted and settings.get("sandbox_mode") in SANDBOX_POLICIES:
+        state.sandbox = sandbox_policy(settings["sandbox_mode"], settings)
+    if "cwd" in wanted and isinstance(settings.get("cwd"), str):
+        state.cwd = absolute(settings["cwd"], state.cwd)
+
+
+def request_config_keys(request_config: dict[str, Any] | None) -> set[str]:
+    """The honoured keys a request's `config` sets (for resume and fork, which keep the
+    thread's own settings otherwise)."""
+    return {key.split(".", 1)[0] for key in request_config or {}} & set(SESSION_CONFIG_KEYS)
 
 
 def absolute(path: str | None, default: str) -> str:
@@ -74,7 +125,7 @@ def apply_overrides(threads: Threads, state: ThreadState, params: v2.SessionOver
     if params.approvals_reviewer:
         state.approvals_reviewer = params.approvals_reviewer
     if params.sandbox in SANDBOX_POLICIES:
-        state.sandbox = SANDBOX_POLICIES[params.sandbox]
+        state.sandbox = sandbox_policy(params.sandbox, threads.config.effective())
     after = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
     return after != before or state.sandbox != before_sandbox
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import attrs
@@ -11,8 +10,11 @@ from appserver.app.handlers.pagination import descending, paginate
 from appserver.app.handlers.sessions import (
     absolute,
     announce_started,
+    apply_config,
     apply_overrides,
     client_name,
+    request_config_keys,
+    session_config,
     session_response,
     start_queued,
 )
@@ -39,17 +41,21 @@ def register(registry: Registry, threads: Threads) -> None:
     async def thread_start(
         ctx: RequestContext, params: v2.ThreadStartParams
     ) -> v2.ThreadSessionResponse:
-        agent = threads.agent_for(params.model)
+        settings = session_config(threads, params.config)
+        model = params.model or settings.get("model")
+        agent = threads.agent_for(model)
         state = ThreadState(
             id=new_id(),
-            cwd=absolute(params.cwd, os.getcwd()),
-            model=params.model or agent.name,
+            cwd=absolute(params.cwd, threads.config.default_cwd),
+            model=model or agent.name,
             ephemeral=bool(params.ephemeral),
             originator=client_name(ctx),
             thread_source=params.thread_source,
             source="vscode",
             dynamic_tools=dynamic_tool_specs(params.dynamic_tools),
         )
+        keys = ["model_reasoning_effort", "approval_policy", "sandbox_mode"]
+        apply_config(state, settings, keys if params.cwd else [*keys, "cwd"])
         apply_overrides(threads, state, attrs.evolve(params, cwd=None, model=None))
         await threads.save(state)
         loaded = threads.loaded[state.id] = LoadedThread(state)
@@ -62,7 +68,11 @@ def register(registry: Registry, threads: Threads) -> None:
         ctx: RequestContext, params: v2.ThreadResumeParams
     ) -> v2.ThreadSessionResponse:
         loaded = await threads.load(params.thread_id)
-        if apply_overrides(threads, loaded.state, params):
+        settings = session_config(threads, params.config)
+        before = (loaded.state.reasoning_effort, loaded.state.model)
+        apply_config(loaded.state, settings, request_config_keys(params.config))
+        changed = before != (loaded.state.reasoning_effort, loaded.state.model)
+        if apply_overrides(threads, loaded.state, params) or changed:
             await threads.save(loaded.state)
         threads.subscribe(loaded, ctx.connection_id)
 
@@ -98,6 +108,9 @@ def register(registry: Registry, threads: Threads) -> None:
             ],
         )
         state.touch()
+        apply_config(
+            state, session_config(threads, params.config), request_config_keys(params.config)
+        )
         apply_overrides(threads, state, params)
         await threads.save(state)
         for turn in state.turns:
