@@ -31,8 +31,8 @@ run: $(STAMP) sandbox
 	@echo "appserver is $(abspath $(BIN))/appserver (the venv's bin is not on PATH)"
 	$(BIN)/appserver --listen unix://
 
-# All scenarios, appserver and codex interleaved when the codex binary exists (< 10 min);
-# e.g. `make bench BENCH_ARGS=--quick` (< 2 min). Results: benchmarks/results/.
+# All scenarios, appserver and codex interleaved when the codex binary exists (~20 min);
+# e.g. `make bench BENCH_ARGS=--quick` (~4 min). Results: benchmarks/results/.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
