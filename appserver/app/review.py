@@ -4,8 +4,9 @@ review mode with it.
 
 Items, as Codex sends them: `enteredReviewMode` (the short description the TUI shows, e.g.
 `current changes`), the review prompt as the user's message, then `exitedReviewMode` whose
-`review` is the text. An interrupted review exits review mode with `Reviewer failed to output a
-response.` and says so in an agent message.
+`review` is the text, and the same text as an agent message (what the TUI displays). An
+interrupted review exits review mode with `Reviewer failed to output a response.` and says so
+in an agent message.
 """
 
 from __future__ import annotations
@@ -161,3 +162,5 @@ class ReviewRun(TurnRun):
         at = now_ms()
         await self.item_started(dict(exited), at)
         await self.item_completed(exited, at)
+        # As Codex records the review into the parent thread: the TUI shows this message.
+        await self.say(exited["review"], chunks=1)

@@ -63,6 +63,13 @@ class HookAgent(EchoAgent):
         return f"custom review: {turn.text.splitlines()[0]}"
 
 
+@pytest.fixture(autouse=True)
+def plain_login_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`!cmd` runs in `$SHELL -l`; a plain sh keeps the host's bash profile (pyenv rehash and its
+    lock file, which a killed login shell leaves behind) out of these tests."""
+    monkeypatch.setenv("SHELL", "/bin/sh")
+
+
 @pytest.fixture
 async def app(tmp_path: Path) -> Any:
     agents = {"echo": EchoAgent(), "recording": RecordingAgent(), "hooks": HookAgent()}
@@ -203,10 +210,12 @@ async def test_review_of_uncommitted_changes_inline(app: AppHarness, tmp_path: P
         "enteredReviewMode",
         "userMessage",
         "exitedReviewMode",
+        "agentMessage",
     ]
     assert items[0]["review"] == "current changes"
     assert items[1]["content"][0]["text"].startswith("Review the current code changes")
     review = items[2]["review"]
+    assert items[3]["text"] == review
     assert "a.txt (+1 -0)" in review
     assert "new.txt (+1 -0)" in review
     assert completed_turn(frames)["id"] == result["turn"]["id"]
@@ -246,7 +255,7 @@ async def test_review_targets(
     thread_id = await start_thread(client, cwd=str(repo))
     await client.call("review/start", {"threadId": thread_id, "target": target})
     frames = await client.turn_frames(thread_id)
-    entered, user, exited = completed_items(frames)
+    entered, user, exited, _ = completed_items(frames)
     assert entered["review"] == hint
     assert user["content"][0]["text"].startswith(prompt_start)
     if target["type"] == "custom":
@@ -267,7 +276,7 @@ async def test_review_outside_a_repository_still_completes(app: AppHarness, tmp_
         {"threadId": thread_id, "target": {"type": "uncommittedChanges"}},
     )
     frames = await client.turn_frames(thread_id)
-    assert completed_items(frames)[-1]["review"] == "No changes to review."
+    assert completed_items(frames)[-2]["review"] == "No changes to review."
     assert completed_turn(frames)["status"] == "completed"
 
 
@@ -292,7 +301,7 @@ async def test_detached_review_runs_in_a_new_thread(app: AppHarness, tmp_path: P
     )
     assert started["params"]["thread"]["forkedFromId"] == thread_id
     frames = await client.turn_frames(review_thread)
-    assert completed_items(frames)[-1]["type"] == "exitedReviewMode"
+    assert completed_items(frames)[-2]["type"] == "exitedReviewMode"
     parent = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
     assert parent["thread"]["turns"] == []
 
@@ -321,7 +330,7 @@ async def test_review_hook_and_interrupting_a_review(app: AppHarness) -> None:
     agent.release.set()
     await client.call("review/start", {"threadId": thread_id, "target": target})
     frames = await client.turn_frames(thread_id)
-    assert completed_items(frames)[-1]["review"] == "custom review: wait"
+    assert completed_items(frames)[-2]["review"] == "custom review: wait"
     assert agent.targets[-1] == target
     client.assert_schema_valid()
 
@@ -354,7 +363,7 @@ async def test_shell_command_runs_in_the_login_shell_and_streams(
     frames = await client.turn_frames(thread_id)
     (item,) = completed_items(frames)
     assert item["source"] == "userShell"
-    assert item["command"].endswith(" -lc 'echo hi; pwd'")
+    assert item["command"] == "/bin/sh -lc 'echo hi; pwd'"
     assert item["commandActions"] == [{"type": "unknown", "command": "echo hi; pwd"}]
     assert (item["status"], item["exitCode"]) == ("completed", 0)
     assert item["aggregatedOutput"] == f"hi\n{tmp_path}\n"

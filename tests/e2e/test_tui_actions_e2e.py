@@ -89,7 +89,8 @@ async def test_compact_review_and_shell_command(kind: Kind, tmp_path: Path, repo
             "type": "enteredReviewMode",
             "review": "current changes",
         }
-        assert "a.txt (+1 -0)" in reviewed[-1]["review"]
+        assert "a.txt (+1 -0)" in reviewed[-2]["review"]
+        assert reviewed[-1]["text"] == reviewed[-2]["review"]
 
         shell = {"threadId": thread_id, "command": "echo from-the-user"}
         assert await call(client, "thread/shellCommand", shell) == {}
