@@ -404,6 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"Error: error parsing -c overrides: {exc}", file=sys.stderr)
         return 1
+    from appserver.features import unknown_among
+
+    unknown = unknown_among(flags.enable + flags.disable)
+    if unknown is not None:
+        print(f"Error: Unknown feature flag: {unknown}", file=sys.stderr)
+        return 1
     listen = options.listen or parse_listen_url(DEFAULT_LISTEN_URL)
     home = resolve_home(options.home)
     lock = _early_startup(listen, home)

@@ -39,6 +39,7 @@ RESPONSE_OVERRIDES = {
     "config/value/write": "ConfigWriteResponse",
     "config/batchWrite": "ConfigWriteResponse",
     "account/logout": "LogoutAccountResponse",
+    "memory/reset": "MemoryResetResponse",
 }
 
 #: Methods whose response schema is a file of its own, not a v2 definition (loaded if present).

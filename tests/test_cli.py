@@ -124,6 +124,7 @@ def test_flags_after_the_subcommand_win_over_root_flags(tmp_path: Path) -> None:
         ),
         (["-c", "model=5"], "expected a string\nin `model`"),
         (["--listen", "off"], "Error: no transport configured; use --listen stdio://"),
+        (["--enable", "no_such_feature"], "Error: Unknown feature flag: no_such_feature"),
     ],
 )
 def test_refused_starts_exit_1_with_the_reason(

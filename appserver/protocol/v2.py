@@ -500,6 +500,12 @@ class ExperimentalFeatureEnablementSetParams:
 
 
 @attrs.frozen
+class ThreadMemoryModeSetParams:
+    thread_id: str
+    mode: Literal["enabled", "disabled"]
+
+
+@attrs.frozen
 class ExternalAgentConfigDetectParams:
     include_home: bool = False
     cwds: list[str] | None = None

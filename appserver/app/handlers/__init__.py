@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appserver.app.handlers import (
+    catalogs,
     commands,
     config,
     diagnostics,
@@ -30,5 +31,6 @@ def register(registry: Registry, app_threads: Threads) -> None:
         turn_actions,
         thread_editing,
         file_search,
+        catalogs,
     ):
         domain.register(registry, app_threads)

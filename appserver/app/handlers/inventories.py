@@ -83,18 +83,6 @@ def register(registry: Registry, threads: Threads) -> None:
                 )
         return {"data": models, "nextCursor": None}
 
-    @method("collaborationMode/list", experimental=True)
-    def collaboration_mode_list(ctx: RequestContext, params: None) -> dict[str, Any]:
-        return {"data": []}
-
-    @method("skills/list")
-    def skills_list(ctx: RequestContext, params: None) -> dict[str, Any]:
-        return {"data": []}
-
-    @method("hooks/list")
-    def hooks_list(ctx: RequestContext, params: None) -> dict[str, Any]:
-        return {"data": []}
-
     @method("plugin/installed")
     def plugin_installed(ctx: RequestContext, params: None) -> dict[str, Any]:
         return {"marketplaces": [], "marketplaceLoadErrors": []}
