@@ -60,36 +60,51 @@ def score_ascii(paths: Sequence[str], needle: str) -> IntArray:
     if n == 1:
         return _single_char(np, folded == wanted[0], bonus)
 
-    m = np.zeros((count, n), np.int32)
-    run_bonus = np.zeros((count, n), np.int32)
-    p = np.zeros((count, n), np.int32)
-    feasible = np.zeros((count, n), bool)
-    best = np.zeros(count, np.int32)
-    for k in range(width):
-        equal = folded[:, k, None] == wanted[None, :]
-        b = bonus[:, k]
-        b_rows = b[:, None]
-        # later rows: needle[j] at k after needle[j-1] at k-1 (consecutive) or earlier (gap)
-        previous_m = m[:, :-1]
-        run = np.maximum(run_bonus[:, :-1], fs.BONUS_CONSECUTIVE)
-        run = np.where((b_rows >= fs.BONUS_BOUNDARY) & (b_rows > run), b_rows, run)
-        by_match = previous_m + np.maximum(run, b_rows)
-        by_skip = p[:, :-1] + b_rows
+    # Column-major copies: each step reads one contiguous column of every path. Rows of the
+    # state are needle characters, columns paths; scores fit int16 (at most ~25 a character).
+    columns = np.ascontiguousarray(folded.T)
+    column_bonus = np.ascontiguousarray(bonus.T.astype(np.int16))
+    needle_column = wanted[:, None]
+    m = np.zeros((n, count), np.int16)
+    run_bonus = np.zeros((n, count), np.int16)
+    p = np.zeros((n, count), np.int16)
+    feasible = np.zeros((n, count), bool)
+    best = np.zeros(count, np.int16)
+    # Nothing can match before the first column holding needle[0], nor end after the last
+    # column holding needle[-1].
+    firsts = np.flatnonzero((columns == wanted[0]).any(axis=1))
+    lasts = np.flatnonzero((columns == wanted[-1]).any(axis=1))
+    if firsts.size == 0 or lasts.size == 0:
+        return np.zeros(count, np.int32)  # type: ignore[no-any-return]
+    new_m = np.empty_like(m)
+    new_run = np.empty_like(run_bonus)
+    for k in range(int(firsts[0]), int(lasts[-1]) + 1):
+        equal = columns[k] == needle_column
+        b = column_bonus[k]
+        previous_m = m[:-1]
+        run = np.maximum(run_bonus[:-1], fs.BONUS_CONSECUTIVE)
+        np.copyto(run, b, where=(b >= fs.BONUS_BOUNDARY) & (b > run))
+        by_match = previous_m + np.maximum(run, b)
+        by_skip = p[:-1] + b
         use_match = (previous_m > 0) & (by_match > by_skip)
-        valid = equal[:, 1:] & feasible[:, :-1]
-        new_m = np.empty_like(m)
-        new_m[:, 1:] = np.where(valid, np.where(use_match, by_match, by_skip) + fs.SCORE_MATCH, 0)
-        new_m[:, 0] = np.where(equal[:, 0], b * fs.BONUS_FIRST_CHAR_MULTIPLIER + fs.SCORE_MATCH, 0)
-        new_run = np.empty_like(run_bonus)
-        new_run[:, 1:] = np.where(use_match, run, b_rows)
-        new_run[:, 0] = b
+        valid = equal[1:] & feasible[:-1]
+        np.copyto(by_skip, by_match, where=use_match)
+        by_skip += fs.SCORE_MATCH
+        by_skip *= valid
+        new_m[1:] = by_skip
+        new_m[0] = (b * fs.BONUS_FIRST_CHAR_MULTIPLIER + fs.SCORE_MATCH) * equal[0]
+        np.copyto(run, b, where=~use_match)
+        new_run[1:] = run
+        new_run[0] = b
         # gaps: after needle[j] at k-1 (start) or continuing an earlier gap
-        np.maximum(np.maximum(m - fs.PENALTY_GAP_START, p - fs.PENALTY_GAP_EXTENSION), 0, out=p)
-        feasible[:, 1:] |= valid
-        feasible[:, 0] |= equal[:, 0]
-        m, run_bonus = new_m, new_run
-        np.maximum(best, m[:, n - 1], out=best)
-    result: IntArray = best
+        np.maximum(m - fs.PENALTY_GAP_START, p - fs.PENALTY_GAP_EXTENSION, out=p)
+        np.maximum(p, 0, out=p)
+        feasible[1:] |= valid
+        feasible[0] |= equal[0]
+        m, new_m = new_m, m
+        run_bonus, new_run = new_run, run_bonus
+        np.maximum(best, m[n - 1], out=best)
+    result: IntArray = best.astype(np.int32)
     return result
 
 
