@@ -253,3 +253,27 @@ async def test_unwatch_and_disconnect_stop_notifications(tmp_path: Path) -> None
             await kept.notification("fs/changed", watchId="gone")
             pytest.fail("an unwatched watch was notified")
         assert dropped.received("fs/changed") == []
+
+
+async def test_watch_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from appserver.fs import watch
+
+    monkeypatch.setattr(watch, "MAX_WATCHES_PER_CONNECTION", 2)
+    monkeypatch.setattr(watch, "MAX_PENDING_PATHS", 3)
+    root = tmp_path / "w"
+    root.mkdir()
+    async with open_app(tmp_path / "home") as app:
+        c = await client(app)
+        await c.call("fs/watch", {"path": str(root), "watchId": "one"})
+        await c.call("fs/watch", {"path": str(root / "x"), "watchId": "two"})
+        assert await c.error("fs/watch", {"path": str(root), "watchId": "three"}) == {
+            "code": -32600,
+            "message": "too many fs watches on this connection (at most 2)",
+        }
+        await c.call("fs/unwatch", {"watchId": "two"})
+        for name in "abcdef":
+            (root / name).write_text(name)
+        # more distinct paths than a notification may carry: the watched path stands for them
+        changed = await c.notification("fs/changed", watchId="one")
+        assert changed["changedPaths"] in ([str(root)], [str(root / n) for n in "abc"])
+        assert c.assert_schema_valid()
