@@ -166,6 +166,12 @@ def build_app(
         store, router, server_requests, agents, default_agent, turn_nursery, user_config
     )
     processor.closed_hooks.append(threads.connection_closed)
+    for agent in agents.values():
+        # Optional agent hook: the configuration, before any turn (the openai agent reads its
+        # endpoint settings from it).
+        configure = getattr(agent, "configure", None)
+        if configure is not None:
+            configure(user_config)
     static.register(registry)
     handlers.register(registry, threads)
     return App(processor, threads)
