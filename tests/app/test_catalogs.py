@@ -47,6 +47,10 @@ async def test_every_inventory_answers_with_codex_shapes(tmp_path: Path) -> None
         assert await client.call("account/logout", no_params=True) == {}
         voices = await client.call("thread/realtime/listVoices", {})
         assert voices["voices"]["defaultV2"] in voices["voices"]["v2"]
+        assert await client.call("thread/realtime/start", {"threadId": thread_id}) == {}
+        error = await client.notification("thread/realtime/error", threadId=thread_id)
+        assert "not available" in error["message"]
+        await client.notification("thread/realtime/closed", threadId=thread_id)
         assert await client.call("thread/realtime/stop", {"threadId": thread_id}) == {}
         status = await client.call("memory/status", {})
         assert status == {"v2ConsolidatedThreads": 0, "v2Ready": True}

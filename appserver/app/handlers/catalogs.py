@@ -17,6 +17,7 @@ from appserver.processor import RequestContext
 from appserver.protocol import v2
 from appserver.registry import Registry
 from appserver.wire.errors import RpcError
+from appserver.wire.messages import Notification
 
 #: Codex's presets (`collaborationMode/list` of the 0.169 server): Plan and Default.
 COLLABORATION_MODES: Final = (
@@ -25,6 +26,7 @@ COLLABORATION_MODES: Final = (
 )
 #: The built-in permission profiles (`default_permissions`), all allowed.
 PERMISSION_PROFILES: Final = (":read-only", ":workspace", ":danger-full-access")
+NO_REALTIME: Final = "voice conversations are not available: appserver runs no realtime sessions"
 #: `thread/realtime/listVoices` as Codex 0.169 answers it.
 REALTIME_VOICES: Final = {
     "v1": ["juniper", "maple", "spruce", "ember", "vale", "breeze", "arbor", "sol", "cove"],
@@ -152,6 +154,23 @@ def register(registry: Registry, threads: Threads) -> None:
     @method("thread/realtime/listVoices", experimental=True)
     def realtime_list_voices(ctx: RequestContext, params: None) -> dict[str, Any]:
         return {"voices": dict(REALTIME_VOICES)}
+
+    @method("thread/realtime/start", v2.ThreadIdParams, experimental=True)
+    async def realtime_start(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
+        # As Codex answers a session that cannot connect: accepted, then an error and a close,
+        # so the client says why and ends the voice UI instead of failing the request.
+        await threads.find(params.thread_id)
+        thread_id = params.thread_id
+
+        async def unavailable() -> None:
+            for name, payload in (
+                ("thread/realtime/error", {"threadId": thread_id, "message": NO_REALTIME}),
+                ("thread/realtime/closed", {"threadId": thread_id, "reason": NO_REALTIME}),
+            ):
+                await threads.router.multicast([ctx.connection_id], Notification(name, payload))
+
+        ctx.after_reply(unavailable)
+        return {}
 
     @method("thread/realtime/stop", v2.ThreadIdParams, experimental=True)
     def realtime_stop(ctx: RequestContext, params: v2.ThreadIdParams) -> dict[str, Any]:
