@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: sandbox test run lint typecheck unit clean bench
+.PHONY: sandbox test run lint typecheck unit clean bench peers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,17 @@ run: $(STAMP) sandbox
 # e.g. `make bench BENCH_ARGS=--quick` (~4 min). Results: benchmarks/results/.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The real Codex 0.169 TUI driven under tmux through /compact, /review, !cmd, /diff, rewind,
+# approvals and /plan over unix:// and ws:// (tests/peers/tui_flows.sh). The TUI is installed
+# outside the repository, in $(PEERS_HOME), as ../shared/peers/setup.sh does; not part of `test`.
+PEERS_HOME ?= /tmp/appserver-peers
+CODEX_TUI := $(PEERS_HOME)/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex
+peers: $(STAMP) sandbox
+	@mkdir -p $(PEERS_HOME)
+	test -x $(CODEX_TUI) || npm install --prefix $(PEERS_HOME) --no-audit --no-fund @openai/codex@0.169.0 >/dev/null
+	@command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux >/dev/null; }
+	PEERS_HOME=$(PEERS_HOME) tests/peers/tui_flows.sh $(PEERS_TRANSPORTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -62,8 +62,9 @@ class LoadedThread:
     subscribers: set[int] = attrs.Factory(set)
     active: ActiveTurn | None = None
     queue: list[dict[str, Any]] = attrs.Factory(list)
-    #: `acceptForSession`: later commands in this thread run without asking.
-    approved_for_session: bool = False
+    #: `acceptForSession` ("don't ask again for this command in this session", as Codex
+    #: caches it): these exact commands run again without asking.
+    commands_approved_for_session: set[str] = attrs.Factory(set)
     waiting_on_approval: int = 0
     #: Files an `acceptForSession` answer to a file change covers: later patches writing only
     #: these apply without asking.

@@ -235,7 +235,7 @@ class TurnRun:
         await self.item_started(dict(item), started)
         if ask is None:
             ask = state.approval_policy != "never"
-        if ask and not self.loaded.approved_for_session:
+        if ask and command not in self.loaded.commands_approved_for_session:
             try:
                 decision = await self._ask_approval(item, reason, started)
             except BaseException:
@@ -245,7 +245,7 @@ class TurnRun:
                     await self.item_completed(item, started)
                 raise
             if decision == "acceptForSession":
-                self.loaded.approved_for_session = True
+                self.loaded.commands_approved_for_session.add(command)
             if decision not in ACCEPTING_DECISIONS:
                 item["status"] = "declined"
                 await self.item_completed(item, started)

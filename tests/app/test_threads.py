@@ -298,11 +298,18 @@ async def test_accept_for_session_runs_later_commands_without_asking(app: AppHar
     await client.reply(request["id"], {"decision": "acceptForSession"})
     first = await client.turn_frames(thread_id)
     assert final_text(first) == "Command exited with code 0."
-    second = await run_turn(client, thread_id, "$ echo second")
+    # The same command again runs without asking (Codex: "for this command in this session").
+    second = await run_turn(client, thread_id, "$ echo first")
     assert APPROVAL not in methods_of(second)
     (command,) = completed_items(second, "commandExecution")
-    assert command["aggregatedOutput"] == "second\n"
+    assert command["aggregatedOutput"] == "first\n"
     assert final_text(second) == "Command exited with code 0."
+    # Another command asks.
+    await client.call("turn/start", {"threadId": thread_id, "input": text("$ echo second")})
+    again = await client.server_request(APPROVAL)
+    assert again["params"]["command"] == "echo second"
+    await client.reply(again["id"], {"decision": "decline"})
+    await client.turn_frames(thread_id)
     # Only that thread: another thread still asks.
     _, other_request = await start_command(client, "echo other")
     assert other_request["params"]["command"] == "echo other"

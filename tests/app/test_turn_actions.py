@@ -440,9 +440,14 @@ async def test_approvals_offer_accept_for_session_to_experimental_clients(
     ]
     await client.reply(request["id"], {"decision": "acceptForSession"})
     await client.turn_frames(thread_id)
-    second = await run_turn(client, thread_id, "$ echo b")
-    assert completed_items(second, "commandExecution")[0]["aggregatedOutput"] == "b\n"
+    second = await run_turn(client, thread_id, "$ echo a")
+    assert completed_items(second, "commandExecution")[0]["aggregatedOutput"] == "a\n"
     assert len([f for f in client.frames if f.get("method") == APPROVAL]) == 1
+    await client.call("turn/start", {"threadId": thread_id, "input": text("$ echo b")})
+    other = await client.server_request(APPROVAL)
+    assert other["params"]["command"] == "echo b"
+    await client.reply(other["id"], {"decision": "decline"})
+    await client.turn_frames(thread_id)
     client.assert_schema_valid()
 
 
