@@ -242,6 +242,7 @@ def daemon_parser() -> argparse.ArgumentParser:
             "Manage a detached `appserver --listen unix://` server for the home. Each command "
             "prints one JSON object."
         ),
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {

@@ -139,7 +139,7 @@ async def profile(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling", allow_abbrev=False)
     parser.add_argument("--py-spy", type=Path, required=True)
     parser.add_argument("--load", choices=("rpc", "broadcast"), default="rpc")
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -31,6 +31,7 @@ def parser(names: Sequence[str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark appserver (and Codex's app-server) over stdio, unix and ws.",
+        allow_abbrev=False,
     )
     p.add_argument("--quick", action="store_true", help="short run (< 2 min)")
     p.add_argument(

@@ -22,7 +22,7 @@ HEAD_START = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(allow_abbrev=False)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--unix")
     where.add_argument("--tcp")
