@@ -46,10 +46,11 @@ class FileIndex:
     not_ascii: frozenset[int] = frozenset()
     #: `paths` normalized, as a list (the lines of `text`).
     lines: list[str] = attrs.Factory(list)
+    #: Each entry's own name as it is spelled.
+    file_names: list[str] = attrs.Factory(list)
 
     def __len__(self) -> int:
         return len(self.paths)
-
 
 
 def build_index(root: str) -> FileIndex:
@@ -74,6 +75,7 @@ def _prepare(index: FileIndex) -> None:
         index.not_ascii = frozenset(i for i, p in enumerate(paths) if not p.isascii())
     normalized = text.split("\n") if paths else []
     index.lines = normalized
+    index.file_names = [p.rpartition("/")[2] for p in paths]
     names = [p.rpartition("/")[2] for p in normalized]
     index.text = text + "\n"
     index.names_text = "\n".join(names) + "\n"

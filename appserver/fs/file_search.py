@@ -27,10 +27,13 @@ BATCH: Final = 4096
 
 
 def subsequence_pattern(needle: str) -> re.Pattern[str]:
-    """Finds, in a newline-joined text, the lines that hold `needle` as a subsequence."""
+    """Finds, in a newline-joined text, the lines that hold `needle` as a subsequence: the
+    leftmost occurrence of each character after the previous one, then the rest of the line
+    (so a line matches once, however often its characters repeat)."""
     parts = [re.escape(needle[0])]
     for c in needle[1:]:
         parts.append(f"[^{re.escape(c)}\\n]*{re.escape(c)}")
+    parts.append("[^\\n]*")
     return re.compile("".join(parts))
 
 
@@ -39,9 +42,7 @@ def matching_lines(text: str, offsets: Any, pattern: re.Pattern[str]) -> Any:
     import numpy as np
 
     starts = np.fromiter((m.start() for m in pattern.finditer(text)), np.int64)
-    if starts.size == 0:
-        return starts
-    return np.unique(np.searchsorted(offsets, starts, side="right") - 1)
+    return np.searchsorted(offsets, starts, side="right") - 1
 
 
 @attrs.define(eq=False)
@@ -169,14 +170,18 @@ class QueryRun:
         entries = batch.entries.tolist()
         paths = [index.paths[i] for i in entries]
         if batch.by_name:
-            haystacks, needles = [p.rpartition("/")[2] for p in paths], [self._whole]
+            haystacks, needles = [index.file_names[i] for i in entries], [self._whole]
         else:
             haystacks, needles = paths, self._atoms
         totals = np.zeros(len(paths), np.int64)
-        slow = [row for row, i in enumerate(entries) if i in index.not_ascii]
+        not_ascii = index.not_ascii
+        slow = [row for row, i in enumerate(entries) if i in not_ascii] if not_ascii else []
         if all(needle.isascii() for needle in needles):
-            rows = [row for row, i in enumerate(entries) if i not in index.not_ascii]
-            fast = [haystacks[row] for row in rows]
+            if slow:
+                rows = [row for row, i in enumerate(entries) if i not in not_ascii]
+                fast = [haystacks[row] for row in rows]
+            else:
+                rows, fast = list(range(len(entries))), haystacks
             matched = np.ones(len(rows), bool)
             sums = np.zeros(len(rows), np.int64)
             for needle in needles:
