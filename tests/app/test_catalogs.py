@@ -127,4 +127,9 @@ async def test_a_turn_in_a_collaboration_mode_runs_with_the_default_agent(
         frames = await run_turn(client, thread_id, "make a plan", collaborationMode=collaboration)
         completed = [f for f in frames if f.get("method") == "turn/completed"]
         assert completed[0]["params"]["turn"]["status"] == "completed"
+        # Kept for later turns, its settings taking precedence (and surviving a resume).
+        state = app.threads.loaded[thread_id].state
+        assert state.collaboration_mode == collaboration
+        resumed = await client.call("thread/resume", {"threadId": thread_id})
+        assert resumed["reasoningEffort"] == "medium"
         assert client.assert_schema_valid() > 0

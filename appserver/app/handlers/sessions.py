@@ -72,6 +72,18 @@ def apply_config(state: ThreadState, settings: dict[str, Any], keys: Iterable[st
         state.cwd = absolute(settings["cwd"], state.cwd)
 
 
+def apply_collaboration_mode(state: ThreadState, mode: dict[str, Any]) -> None:
+    """turn/start's `collaborationMode` (Plan or Default): kept for later turns and settings;
+    its `settings.model` / `settings.reasoning_effort` take precedence, as in Codex."""
+    state.collaboration_mode = mode
+    settings = mode.get("settings")
+    if isinstance(settings, dict):
+        if isinstance(settings.get("model"), str) and settings["model"]:
+            state.model = settings["model"]
+        if isinstance(settings.get("reasoning_effort"), str) and settings["reasoning_effort"]:
+            state.reasoning_effort = settings["reasoning_effort"]
+
+
 def request_config_keys(request_config: dict[str, Any] | None) -> set[str]:
     """The honoured keys a request's `config` sets (for resume and fork, which keep the
     thread's own settings otherwise)."""

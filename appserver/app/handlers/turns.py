@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from appserver.app.handlers.sessions import apply_overrides, begin_turn, run_then_drain_queue
+from appserver.app.handlers.sessions import (
+    apply_collaboration_mode,
+    apply_overrides,
+    begin_turn,
+    run_then_drain_queue,
+)
 from appserver.app.threads import Threads
 from appserver.processor import RequestContext
 from appserver.protocol import v2
@@ -19,6 +24,8 @@ def register(registry: Registry, threads: Threads) -> None:
     async def turn_start(ctx: RequestContext, params: v2.TurnStartParams) -> dict[str, Any]:
         loaded = await threads.load(params.thread_id)
         apply_overrides(threads, loaded.state, params)
+        if isinstance(params.collaboration_mode, dict):
+            apply_collaboration_mode(loaded.state, params.collaboration_mode)
         threads.subscribe(loaded, ctx.connection_id)
         run = await begin_turn(
             threads,
