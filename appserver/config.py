@@ -537,14 +537,19 @@ class Config:
 
     def reload(self) -> None:
         """Re-read the file. On a bad file raise ConfigError and keep the previous state."""
-        document = _read_document(self.path)
-        user = _plain(document)
-        effective = self._merge(user)
-        try:
-            validate(effective)
-        except ConfigError as exc:
-            raise ConfigError(f"invalid configuration in {self.path}: {exc.message}") from exc
-        self._document, self._user, self._effective = document, user, effective
+        with self._write_lock:
+            document = _read_document(self.path)
+            user = _plain(document)
+            try:
+                validate(user)
+            except ConfigError as exc:
+                raise ConfigError(f"invalid configuration in {self.path}: {exc.message}") from exc
+            effective = self._merge(user)
+            try:
+                validate(effective)
+            except ConfigError as exc:
+                raise ConfigError(f"invalid -c/--enable/--disable override: {exc.message}") from exc
+            self._document, self._user, self._effective = document, user, effective
 
     def _merge(self, user: Mapping[str, Any]) -> dict[str, Any]:
         effective = copy.deepcopy(dict(user))
