@@ -146,3 +146,50 @@ async def test_rewind_goal_settings_search_metadata_and_queue(kind: Kind, tmp_pa
         )
         assert (await call(client, "thread/queue/list", {"threadId": thread_id}))["data"] == []
         assert server.returncode is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_queue_editing_and_turn_settings_while_a_turn_runs(
+    kind: Kind, tmp_path: Path
+) -> None:
+    async with spawn_server(kind, tmp_path / "home") as server, open_client(kind, server) as client:
+        await client.initialize()
+        thread_id = (await call(client, "thread/start", {"cwd": str(tmp_path)}))["thread"]["id"]
+        turn = await call(
+            client, "turn/start", {"threadId": thread_id, "input": text_input("$ echo wait")}
+        )
+        approval = await client.wait_for("item/commandExecution/requestApproval")
+        SCHEMA.validate_server_request(approval)
+        assert approval["params"]["availableDecisions"] == ["accept", "acceptForSession", "cancel"]
+        settings = {"threadId": thread_id, "turnId": turn["turn"]["id"], "effort": "low"}
+        assert await call(client, "turn/settings/update", settings) == {"status": "applied"}
+
+        ids = []
+        for word in ("one", "two", "three"):
+            added = await call(
+                client,
+                "thread/queue/add",
+                {"threadId": thread_id, "clientUserMessageId": word, "input": text_input(word)},
+            )
+            ids.append(added["queuedSubmission"]["id"])
+        edit = {"threadId": thread_id, "queuedSubmissionId": ids[1], "input": text_input("TWO")}
+        assert (await call(client, "thread/queue/update", edit))["queuedSubmission"]["input"] == (
+            text_input("TWO")
+        )
+        order = {"threadId": thread_id, "queuedSubmissionIds": [ids[1], ids[0], ids[2]]}
+        assert await call(client, "thread/queue/reorder", order) == {}
+        gone = {"threadId": thread_id, "queuedSubmissionId": ids[2]}
+        assert await call(client, "thread/queue/delete", gone) == {"deleted": True}
+        listed = await call(client, "thread/queue/list", {"threadId": thread_id})
+        assert [s["id"] for s in listed["data"]] == [ids[1], ids[0]]
+
+        # `cancel` interrupts the running turn; the queue then drains in its new order.
+        await client.respond(approval, {"decision": "cancel"})
+        first = await turn_of(client, thread_id)
+        assert first[-1]["params"]["turn"]["status"] == "interrupted"
+        texts = []
+        for _ in range(2):
+            events = await turn_of(client, thread_id)
+            texts.append([i["text"] for i in items(events) if i["type"] == "agentMessage"][-1])
+        assert texts == ["You said: TWO", "You said: one"]
+        assert server.returncode is None
