@@ -259,38 +259,6 @@ def search_items(db: sqlite3.Connection, term: str) -> dict[str, str]:
     return found
 
 
-def item_text(item: JsonObject) -> str:
-    """The searchable text of an item: messages, commands, reviews."""
-    kind = item.get("type")
-    if kind == "userMessage":
-        return " ".join(str(c.get("text", "")) for c in item.get("content", []) if "text" in c)
-    if kind == "agentMessage":
-        return str(item.get("text", ""))
-    if kind == "commandExecution":
-        return str(item.get("command", ""))
-    if kind in ("enteredReviewMode", "exitedReviewMode"):
-        return str(item.get("review", ""))
-    return ""
-
-
-def search_items(db: sqlite3.Connection, term: str) -> dict[str, str]:
-    """Thread id -> the text of its first item containing `term` (case-insensitive)."""
-    found: dict[str, str] = {}
-    needle = term.lower()
-    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    for thread_id, data in db.execute(
-        "SELECT turns.thread_id, items.data FROM items JOIN turns ON turns.id = items.turn_id "
-        "WHERE items.data LIKE ? ESCAPE '\\' ORDER BY turns.seq, items.seq",
-        (pattern,),
-    ):
-        if thread_id in found:
-            continue
-        text = item_text(orjson.loads(data)["item"])
-        if needle in text.lower():
-            found[thread_id] = text
-    return found
-
-
 def delete_thread(db: sqlite3.Connection, thread_id: str) -> bool:
     with db:
         db.execute("BEGIN IMMEDIATE")
