@@ -89,3 +89,18 @@ async def test_concurrent_writes_all_land(tmp_path: Path) -> None:
         read = await clients[0].call("config/read", {})
         assert read["config"]["features"] == {f"f{i}": True for i in range(8)}
         assert read["layers"] is None
+
+
+async def test_a_null_value_removes_the_key(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('model = "m"  # gone soon\nreview_model = "r"\n')
+    async with open_app(tmp_path) as app:
+        client = await app.client()
+        result = await client.call(
+            "config/value/write", {"keyPath": "model", "value": None, "mergeStrategy": "replace"}
+        )
+        assert result["status"] == "ok"
+        read = await client.call("config/read", {})
+        assert read["config"]["model"] is None
+        assert "model" not in read["origins"]
+        assert client.assert_schema_valid() > 0
+    assert (tmp_path / "config.toml").read_text() == 'review_model = "r"\n'
