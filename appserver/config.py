@@ -39,7 +39,6 @@ import logging
 import os
 import tempfile
 import threading
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -85,6 +84,8 @@ def _validation(message: str) -> ConfigError:
 
 def parse_toml_value(raw: str) -> Any:
     """`raw` as a TOML value (Codex wraps it as `_x_ = raw`); raises tomllib.TOMLDecodeError."""
+    import tomllib
+
     return tomllib.loads(f"_x_ = {raw}")["_x_"]
 
 
@@ -98,6 +99,8 @@ def parse_override(raw: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"Empty key in override: {raw}")
     value_text = value_text.strip()
+    import tomllib
+
     try:
         value = parse_toml_value(value_text)
     except tomllib.TOMLDecodeError:
@@ -360,6 +363,21 @@ class WriteResult:
 # -- the file ----------------------------------------------------------------------------------
 
 
+def _read_plain(path: Path) -> dict[str, Any]:
+    """The file as plain values ({} if it does not exist). Reading uses the standard library's
+    parser: tomlkit (~0.1 s to import) is needed only to write."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"failed to parse {path}: {exc}") from exc
+
+
 def _read_document(path: Path) -> Any:
     """The file as a tomlkit document (an empty one if the file does not exist)."""
     import tomlkit
@@ -514,7 +532,6 @@ class Config:
         self._flags: dict[str, Any] = {}
         for key, value in overrides:
             apply_override(self._flags, key, value)
-        self._document: Any = None
         self._user: dict[str, Any] = {}
         self._effective: dict[str, Any] = {}
         self._write_lock = threading.Lock()
@@ -538,8 +555,7 @@ class Config:
     def reload(self) -> None:
         """Re-read the file. On a bad file raise ConfigError and keep the previous state."""
         with self._write_lock:
-            document = _read_document(self.path)
-            user = _plain(document)
+            user = _read_plain(self.path)
             try:
                 validate(user)
             except ConfigError as exc:
@@ -549,7 +565,7 @@ class Config:
                 validate(effective)
             except ConfigError as exc:
                 raise ConfigError(f"invalid -c/--enable/--disable override: {exc.message}") from exc
-            self._document, self._user, self._effective = document, user, effective
+            self._user, self._effective = user, effective
 
     def _merge(self, user: Mapping[str, Any]) -> dict[str, Any]:
         effective = copy.deepcopy(dict(user))
@@ -690,7 +706,7 @@ class Config:
                     raise _validation(f"Invalid configuration: {exc.message}") from exc
             if changed or not self.path.exists():
                 write_atomically(self.path, document.as_string())
-            self._document, self._user, self._effective = document, user, effective
+            self._user, self._effective = user, effective
         overridden = self._first_overridden(parsed)
         return WriteResult(
             status="okOverridden" if overridden else "ok",
