@@ -33,11 +33,9 @@ state (`get`, `effective`, the properties) never do I/O.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -297,6 +295,8 @@ def _json_default(value: Any) -> Any:
 
 def version_of(config: Mapping[str, Any]) -> str:
     """Codex's layer version: sha256 of the layer as compact JSON with sorted keys."""
+    import hashlib
+
     text = json.dumps(
         config, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
     )
@@ -408,6 +408,8 @@ def write_atomically(path: Path, text: str) -> None:
         mode = os.stat(target).st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600
+    import tempfile
+
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -10,7 +10,6 @@ unknown X as Codex does; none of these features changes what appserver itself do
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 def registry() -> tuple[dict[str, Any], ...]:
     """Each feature's `name`, `stage`, `displayName`, `description`, `announcement` and
     `defaultEnabled`, in Codex's order."""
+    import importlib.resources
+
     text = importlib.resources.files("appserver").joinpath("codex_features.json").read_text()
     features: list[dict[str, Any]] = json.loads(text)
     return tuple(features)
