@@ -541,3 +541,19 @@ def test_title_strings_fit_the_schema(words: str, max_length: int, expected: str
     value = minimal_instance(schema, title_from(words))
     assert value == expected
     assert 1 <= len(value) <= max_length
+
+
+async def test_a_stable_client_gets_only_stable_fields(app: AppHarness, tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "repo")
+    client = await app.client()
+    thread_id = await start_thread(client, cwd=str(repo))
+    await run_turn(client, thread_id, "hello")
+    await client.call("thread/compact/start", {"threadId": thread_id})
+    await client.turn_frames(thread_id)
+    await client.call(
+        "review/start", {"threadId": thread_id, "target": {"type": "uncommittedChanges"}}
+    )
+    await client.turn_frames(thread_id)
+    await client.call("thread/shellCommand", {"threadId": thread_id, "command": "echo x"})
+    await client.turn_frames(thread_id)
+    assert client.assert_schema_valid() > 20
