@@ -60,6 +60,17 @@ class Method:
 class Registry:
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
+        #: Registers the rest of the methods the first time one is looked up that is not here
+        #: yet (the server loads its application lazily: `initialize` needs none of it).
+        self._loader: Callable[[], object] | None = None
+
+    def load_later(self, loader: Callable[[], object]) -> None:
+        self._loader = loader
+
+    def _load(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader()
 
     def add(self, method: Method) -> None:
         if method.name in self._methods:
@@ -76,13 +87,19 @@ class Registry:
         return register
 
     def get(self, name: str) -> Method | None:
-        return self._methods.get(name)
+        method = self._methods.get(name)
+        if method is None and self._loader is not None:
+            self._load()
+            method = self._methods.get(name)
+        return method
 
     def __iter__(self) -> Iterator[Method]:
+        self._load()
         return iter(self._methods.values())
 
     def __contains__(self, name: str) -> bool:
-        return name in self._methods
+        return self.get(name) is not None
 
     def unknown_variant_message(self, name: str) -> str:
+        self._load()
         return f"Invalid request: {UnknownVariantError(name, self._methods)}"

@@ -27,11 +27,9 @@ import trio
 
 from appserver import __version__, sandbox
 from appserver.address_file import remove_address_file, write_address_file
-from appserver.app import handlers, static
+from appserver.app import static
 from appserver.app.agents import Agent, AgentError, load_agent
-from appserver.app.handlers import diagnostics
 from appserver.app.store import StateStore
-from appserver.app.threads import Threads
 from appserver.config import Config, ConfigError
 from appserver.connection import (
     DEFAULT_QUEUE_BYTES,
@@ -73,6 +71,10 @@ from appserver.wire.errors import INTERNAL_ERROR
 from appserver.wire.messages import ErrorObject
 
 if TYPE_CHECKING:
+    # The application (threads, handlers, protocol classes) is imported when the first request
+    # that needs it arrives, not at startup (see `App`).
+    from appserver.app.threads import Threads
+
     # The WebSocket stack (h11, wsproto) is imported only when a socket listener starts.
     from appserver.transport.http_front import FrontPolicy
 
@@ -125,10 +127,29 @@ def load_agents(specs: tuple[str, ...]) -> dict[str, Agent]:
     return agents
 
 
-@attrs.frozen
 class App:
-    processor: Processor
-    threads: Threads
+    """The processor, and the application behind it.
+
+    A lazy app builds its `threads` (and registers every method but `initialize` and the static
+    ones) the first time a request needs them: `initialize` is answered without importing the
+    handlers, the protocol classes and the agents' machinery, which are most of the startup.
+    """
+
+    def __init__(self, processor: Processor, build: Callable[[], Threads]) -> None:
+        self.processor = processor
+        self._build = build
+        self._threads: Threads | None = None
+
+    @property
+    def threads(self) -> Threads:
+        if self._threads is None:
+            self._threads = self._build()
+        return self._threads
+
+    @property
+    def running_turns(self) -> int:
+        """Without loading the application: none can run before it is loaded."""
+        return 0 if self._threads is None else self._threads.running_turns
 
 
 def load_user_config(config: ServerConfig) -> Config:
@@ -144,6 +165,8 @@ def build_app(
     turn_nursery: trio.Nursery,
     agents: dict[str, Agent],
     user_config: Config | None = None,
+    *,
+    lazy: bool = False,
 ) -> App:
     # Confined commands must not reach the control socket (an escape) nor the state.
     sandbox.hide(str(config.home))
@@ -161,20 +184,33 @@ def build_app(
     )
     if user_config is None:
         user_config = load_user_config(config)
-    default_agent = next(iter(agents))
-    threads = Threads(
-        store, router, server_requests, agents, default_agent, turn_nursery, user_config
-    )
-    processor.closed_hooks.append(threads.connection_closed)
-    for agent in agents.values():
-        # Optional agent hook: the configuration, before any turn (the openai agent reads its
-        # endpoint settings from it).
-        configure = getattr(agent, "configure", None)
-        if configure is not None:
-            configure(user_config)
+    settings = user_config
+
+    def load() -> Threads:
+        from appserver.app import handlers
+        from appserver.app.threads import Threads
+
+        default_agent = next(iter(agents))
+        threads = Threads(
+            store, router, server_requests, agents, default_agent, turn_nursery, settings
+        )
+        processor.closed_hooks.append(threads.connection_closed)
+        for agent in agents.values():
+            # Optional agent hook: the configuration, before any turn (the openai agent reads its
+            # endpoint settings from it).
+            configure = getattr(agent, "configure", None)
+            if configure is not None:
+                configure(settings)
+        handlers.register(registry, threads)
+        return threads
+
     static.register(registry)
-    handlers.register(registry, threads)
-    return App(processor, threads)
+    app = App(processor, load)
+    if lazy:
+        registry.load_later(lambda: app.threads)
+    else:
+        app.threads  # noqa: B018 - builds it now
+    return app
 
 
 def socket_path_for(config: ServerConfig) -> Path | None:
@@ -231,6 +267,8 @@ async def start(config: ServerConfig, lock: StartupLock | None = None) -> Starte
 
 
 def metrics_text(app: App) -> bytes:
+    from appserver.app.handlers import diagnostics
+
     return exposition(diagnostics.gauges(app.threads))
 
 
@@ -270,7 +308,7 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
         started = await start(config, lock)
         try:
             async with trio.open_nursery() as turns:
-                app = build_app(config, started.store, turns, agents, user_config)
+                app = build_app(config, started.store, turns, agents, user_config, lazy=True)
                 await serve_stdio(app.processor, receive, send, config)
                 # Nobody is left to answer approvals: turns waiting on one see it declined.
                 app.processor.server_requests.cancel_all(CLIENT_GONE)
@@ -302,7 +340,7 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
 
         try:
             async with trio.open_nursery() as turns:
-                app = build_app(config, started.store, turns, agents, user_config)
+                app = build_app(config, started.store, turns, agents, user_config, lazy=True)
 
                 if isinstance(config.listen, WebSocket):
                     policy = attrs.evolve(policy, metrics=functools.partial(metrics_text, app))
@@ -335,9 +373,9 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
 async def drain_turns(app: App, drain_timeout: float, signals: AsyncIterator[int] | None) -> bool:
     """Wait for running turns to finish: up to `drain_timeout`, or until a second
     SIGTERM/SIGINT forces. Returns False if turns were still running when it gave up."""
-    threads = app.threads
-    if not threads.running_turns:
+    if not app.running_turns:
         return True
+    threads = app.threads
     log.info(
         "shutdown: waiting up to %ss for %d running turn(s)", drain_timeout, threads.running_turns
     )
@@ -487,7 +525,7 @@ async def serve_listeners(
                     "received %s; stopping (connections=%d, running turns=%d)",
                     signal.Signals(first).name,
                     len(router),
-                    app.threads.running_turns,
+                    app.running_turns,
                 )
                 break
             accepting.cancel_scope.cancel()
@@ -497,7 +535,7 @@ async def serve_listeners(
         deadline = math.inf if first == signal.SIGHUP else config.drain_timeout
         await drain_turns(app, deadline, signals)
         with trio.move_on_after(DISCONNECT_GRACE_SECONDS):
-            if app.threads.running_turns:
+            if app.running_turns:
                 # Cut short: interrupt them while their subscribers are still connected, so they
                 # hear `turn/completed` (interrupted) before being disconnected.
                 count = app.threads.interrupt_running()
