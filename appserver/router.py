@@ -63,10 +63,13 @@ class Router:
     def skips(self, connection: Connection, message: Message) -> bool:
         if not isinstance(message, Notification):
             return False
+        return self._skips_method(connection, message.method)
+
+    def _skips_method(self, connection: Connection, method: str) -> bool:
         session = connection.session
-        if message.method in self._experimental_notifications and not session.experimental_api:
+        if method in self._experimental_notifications and not session.experimental_api:
             return True
-        return message.method in session.opt_out_notification_methods
+        return method in session.opt_out_notification_methods
 
     @staticmethod
     def filtered(connection: Connection, message: Message) -> Message:
@@ -100,7 +103,8 @@ class Router:
     async def broadcast(self, message: Notification) -> None:
         """To every initialized connection that has not opted out of the method."""
         targets = [c for c in self._connections.values() if c.ready and not self.skips(c, message)]
-        await self._fan_out(targets, message)
+        if targets:
+            await self._fan_out(targets, encode(message))
 
     async def multicast(self, connection_ids: Iterable[int], message: Notification) -> None:
         """To each of these connections (initialized or not), encoded once."""
@@ -109,12 +113,24 @@ class Router:
             connection = self._connections.get(connection_id)
             if connection is not None and not self.skips(connection, message):
                 targets.append(connection)
-        await self._fan_out(targets, message)
+        if targets:
+            await self._fan_out(targets, encode(message))
 
-    async def _fan_out(self, targets: list[Connection], message: Notification) -> None:
-        if not targets:
-            return
-        data = encode(message)
+    async def multicast_frame(
+        self, connection_ids: Iterable[int], method: str, data: bytes
+    ) -> None:
+        """`multicast` of a notification of `method` already encoded as `data` (a stream's
+        frame, see `StreamFrames`): no message to build or encode per delta."""
+        connections = self._connections
+        targets = []
+        for connection_id in connection_ids:
+            connection = connections.get(connection_id)
+            if connection is not None and not self._skips_method(connection, method):
+                targets.append(connection)
+        if targets:
+            await self._fan_out(targets, data)
+
+    async def _fan_out(self, targets: list[Connection], data: bytes) -> None:
         waiting: list[Connection] = []
         for connection in targets:
             if connection.offer(data):

@@ -485,3 +485,24 @@ async def test_one_broadcast_encodes_once(monkeypatch: pytest.MonkeyPatch) -> No
     frames = [await written(connection) for connection in connections]
     assert frames[0] == frames[1] == frames[2]
     assert methods(frames[0]) == ["thread/started"]
+
+
+# -- pre-encoded stream frames ----------------------------------------------------------------
+
+
+async def test_multicast_frame_filters_like_multicast_and_disconnects_a_full_socket() -> None:
+    router = Router(experimental_notifications={REALTIME_STARTED})
+    plain = connect(router)
+    opted_out = connect(router, opt_out={"item/agentMessage/delta"})
+    no_experimental = connect(router)
+    full = connect(router, messages=1)
+    await router.send(full.id, Notification("original"))
+    frame = encode(Notification("item/agentMessage/delta", {"delta": "a"}))
+    ids = {plain.id, opted_out.id, full.id, 999}
+    await router.multicast_frame(ids, "item/agentMessage/delta", frame)
+    await router.multicast_frame({no_experimental.id}, REALTIME_STARTED, b"{}")
+    assert full.id not in router
+    assert methods(await written(plain)) == ["item/agentMessage/delta"]
+    assert await written(opted_out) == []
+    assert await written(no_experimental) == []
+    assert methods(await written(full)) == ["original"]

@@ -32,7 +32,7 @@ from appserver.config import Config
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
 from appserver.wire.errors import RpcError
-from appserver.wire.messages import Notification
+from appserver.wire.messages import Notification, StreamFrames
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,14 @@ class Threads:
         await self.router.broadcast(Notification(method, params))
 
     async def to_subscribers(self, loaded: LoadedThread, method: str, params: Any) -> None:
-        await self.router.multicast(list(loaded.subscribers), Notification(method, params))
+        # The router reads the set before it awaits anything: no copy needed.
+        await self.router.multicast(loaded.subscribers, Notification(method, params))
+
+    async def frame_to_subscribers(
+        self, loaded: LoadedThread, frames: StreamFrames, value: str
+    ) -> None:
+        """One frame of a notification stream (an agent's delta) to the thread's subscribers."""
+        await self.router.multicast_frame(loaded.subscribers, frames.method, frames.frame(value))
 
     async def status_changed(self, loaded: LoadedThread) -> None:
         await self.broadcast(

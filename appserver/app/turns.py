@@ -31,7 +31,12 @@ from appserver.app.agents.base import (
     TurnFailed,
 )
 from appserver.app.file_changes import FileChanges
-from appserver.app.notified_text import capped_item, capped_turn, delta_pieces
+from appserver.app.notified_text import (
+    MAX_ITEM_TEXT_BYTES,
+    capped_item,
+    capped_turn,
+    delta_pieces,
+)
 from appserver.app.terminals import TERMINALS, Terminal
 from appserver.app.thread_state import ItemRecord, TurnState, now_ms, now_s
 from appserver.app.threads import LoadedThread, Threads, new_id
@@ -39,6 +44,7 @@ from appserver.metrics import METRICS
 from appserver.protocol import v2
 from appserver.server_requests import Reply
 from appserver.wire.converter import unstructure
+from appserver.wire.messages import StreamFrames
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class _Message:
         self._started_at: int | None = None
         self._parts: list[str] = []
         self.finished = False
+        self._frames: StreamFrames | None = None
 
     async def _start(self) -> None:
         if self._started_at is None:
@@ -88,13 +95,19 @@ class _Message:
             await self._run.item_started(dict(self.item), self._started_at)
 
     async def delta(self, text: str) -> None:
-        await self._start()
+        if self._started_at is None:
+            await self._start()
         self._parts.append(text)
+        frames = self._frames
+        if frames is None:
+            fixed = {**self._run.ids, "itemId": self.item["id"]}
+            frames = self._frames = StreamFrames("item/agentMessage/delta", fixed, "delta")
+        run = self._run
+        if len(text) * 4 <= MAX_ITEM_TEXT_BYTES:  # the usual case: one piece, no encoding
+            await run.threads.frame_to_subscribers(run.loaded, frames, text)
+            return
         for piece in delta_pieces(text):
-            await self._run.notify(
-                "item/agentMessage/delta",
-                {**self._run.ids, "itemId": self.item["id"], "delta": piece},
-            )
+            await run.threads.frame_to_subscribers(run.loaded, frames, piece)
 
     async def finish(self) -> str:
         await self._start()

@@ -237,3 +237,24 @@ def encode(message: Message) -> bytes:
     # orjson serializes dicts, lists and scalars itself and hands only what it does not know
     # (attrs instances) to the converter.
     return orjson.dumps(to_wire(message), default=unstructure)
+
+
+class StreamFrames:
+    """Frames of one notification stream whose params are fixed members plus one last string
+    member that varies (a delta): each frame is the precomputed head, that string's JSON, and
+    `emittedAtMs`, byte for byte what `encode(Notification(method, {**fixed, field: value}))`
+    gives, without building a dict or a message per frame."""
+
+    __slots__ = ("_head", "method")
+
+    def __init__(self, method: str, fixed: dict[str, Any], field: str) -> None:
+        self.method = method
+        whole = orjson.dumps({"method": method, "params": {**fixed, field: ""}})
+        self._head = whole[: -len(b'""}}')]
+
+    def frame(self, value: str) -> bytes:
+        return b'%s%s},"emittedAtMs":%d}' % (
+            self._head,
+            orjson.dumps(value),
+            time.time_ns() // 1_000_000,
+        )
