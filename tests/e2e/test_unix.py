@@ -648,7 +648,8 @@ async def test_attach_start_serializes_concurrent_creators(procs: Processes, hom
         assert_init_and_readiness(result.stdout, home)
     pids = server_pids(home)
     assert len(pids) == 1, pids
-    log = (default_socket(home).parent / "server.log").read_text()
+    # Launched as `daemon start` launches it (issue 13 item 12): the daemon's log.
+    log = (home / "app-server-daemon" / "server.log").read_text()
     assert log.count("listening on: unix://") == 1, log
     # The detached server is not our child: stop it and wait through a pidfd.
     os.kill(pids[0], signal.SIGTERM)
@@ -680,5 +681,5 @@ async def test_attach_start_reports_a_server_that_exits_before_binding(
     assert "exited before opening" in stderr or not_a_socket(sock) in stderr, stderr
     assert result.stdout == b""
     assert sock.read_text() == "squatter"
-    assert not_a_socket(sock) in (sock.parent / "server.log").read_text()
+    assert not_a_socket(sock) in (home / "app-server-daemon" / "server.log").read_text()
     assert server_pids(home) == []

@@ -378,7 +378,8 @@ async def test_websocket_transport_rejects_browser_origin_without_auth(launch: L
 
 async def test_plain_get_without_upgrade_is_400(launch: Launch) -> None:
     server = await launch()
-    for path in ("/", "/health", "/metrics"):
+    # /metrics is served (issue 13 item 15), see test_hardening.
+    for path in ("/", "/health", "/stats"):
         response = await http_exchange(server, http_request("GET", path))
         assert_refused(response, 400, "Connection header did not include 'upgrade'")
         assert response.headers["content-type"].startswith("text/plain"), response
