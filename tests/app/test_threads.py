@@ -339,14 +339,12 @@ async def test_interrupt_kills_a_running_command_and_completes_the_turn_interrup
 ) -> None:
     client = await app.client()
     thread_id = await start_thread(client, approvalPolicy="never")
-    started = await client.call("turn/start", {"threadId": thread_id, "input": text("$ sleep 30")})
-    turn_id = started["turn"]["id"]
-    await client.wait_for(
-        lambda f: (
-            f.get("method") == "item/started" and f["params"]["item"]["type"] == "commandExecution"
-        )
+    started = await client.call(
+        "turn/start", {"threadId": thread_id, "input": text("$ echo running; sleep 30")}
     )
-    await trio.testing.wait_all_tasks_blocked()  # the turn is now reading the sleeper's output
+    turn_id = started["turn"]["id"]
+    # Spawning (under bubblewrap) happens off the loop: wait until the command really runs.
+    await client.wait_for(lambda f: f.get("method") == "item/commandExecution/outputDelta")
     with trio.fail_after(3):
         assert await client.call("turn/interrupt", {"threadId": thread_id, "turnId": turn_id}) == {}
         frames = await client.turn_frames(thread_id)
