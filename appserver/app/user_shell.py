@@ -73,7 +73,7 @@ async def run_user_shell(run: TurnRun, command: str, timeout_ms: int | None = No
         capture=False,
     )
     try:
-        result = await run_killable(spec, stream)
+        result = await process.run(spec, stream)
         item["exitCode"] = result.exit_code
         item["status"] = "completed" if result.exit_code == 0 else "failed"
         item["aggregatedOutput"] = "".join(output) + decoder.decode(b"", final=True)
@@ -89,42 +89,6 @@ async def run_user_shell(run: TurnRun, command: str, timeout_ms: int | None = No
             item["status"] = "failed"
         with trio.CancelScope(shield=True):
             await run.item_completed(item, started)
-
-
-async def run_killable(spec: process.Spec, on_output: process.OnOutput) -> process.Result:
-    """`process.run`, except that cancelling it kills the process group and returns once the
-    process is gone. (Cancelling `process.spawn`'s own tasks would leave its cleanup waiting
-    for a watcher that was cancelled too.)"""
-    running: list[process.Process] = []
-    outcome: list[process.Result | Exception] = []
-    done = trio.Event()
-    cancelled = False
-
-    async def supervise() -> None:
-        try:
-            with trio.CancelScope(shield=True):
-                async with process.spawn(spec, on_output) as proc:
-                    running.append(proc)
-                    if cancelled:
-                        proc.terminate()
-                    outcome.append(await proc.wait())
-        except Exception as exc:
-            outcome.append(exc)
-        finally:
-            done.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(supervise)
-        try:
-            await done.wait()
-        except trio.Cancelled:
-            cancelled = True
-            for proc in running:
-                proc.terminate()
-            raise
-    if isinstance(outcome[0], Exception):
-        raise outcome[0]
-    return outcome[0]
 
 
 class UserShellRun(TurnRun):
