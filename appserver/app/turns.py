@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 MAX_AGGREGATED_OUTPUT: Final = 1024 * 1024
 PERSIST_TIMEOUT: Final = 10.0
+#: An agent message's `delta()` yields to other tasks after this many deltas (see there).
+DELTAS_PER_YIELD: Final = 16
+#: ... and a delta of this many characters counts as one more (a 64 KiB one yields at once).
+YIELD_BYTES_PER_DELTA: Final = 4096
 ACCEPTING_DECISIONS: Final = frozenset({"accept", "acceptForSession"})
 #: What the approval prompt offers (the TUI shows one option per decision); `cancel` stops the
 #: turn, as Codex's `Abort`.
@@ -88,6 +92,7 @@ class _Message:
         self._parts: list[str] = []
         self.finished = False
         self._frames: StreamFrames | None = None
+        self._unyielded = 0
 
     async def _start(self) -> None:
         if self._started_at is None:
@@ -105,9 +110,18 @@ class _Message:
         run = self._run
         if len(text) * 4 <= MAX_ITEM_TEXT_BYTES:  # the usual case: one piece, no encoding
             await run.threads.frame_to_subscribers(run.loaded, frames, text)
-            return
-        for piece in delta_pieces(text):
-            await run.threads.frame_to_subscribers(run.loaded, frames, piece)
+        else:
+            for piece in delta_pieces(text):
+                await run.threads.frame_to_subscribers(run.loaded, frames, piece)
+        # Always a cancellation point, but a scheduling point only every few deltas: yielding
+        # after each one cost a task switch per delta, and each woke the connection's writer
+        # for a single frame.
+        self._unyielded += 1 + len(text) // YIELD_BYTES_PER_DELTA
+        if self._unyielded >= DELTAS_PER_YIELD:
+            self._unyielded = 0
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     async def finish(self) -> str:
         await self._start()
