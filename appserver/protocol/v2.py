@@ -252,6 +252,7 @@ class TurnStartParams(SessionOverrides):
     environments: Any = _experimental()
     multi_agent_mode: Any = _experimental()
     permissions: Any = _experimental()
+    sandbox_policy: JsonObject | None = None
     responsesapi_client_metadata: Any = _experimental()
     responsesapi_client_metadata_patch: Any = _experimental()
     runtime_workspace_roots: Any = _experimental()
@@ -327,6 +328,7 @@ class ThreadSettingsUpdateParams:
     approval_policy: Any = None
     approvals_reviewer: str | None = None
     sandbox_policy: JsonObject | None = None
+    permissions: str | None = None
     collaboration_mode: JsonObject | None = None
     service_tier: str | None = None
     summary: str | None = None

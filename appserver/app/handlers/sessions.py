@@ -12,6 +12,7 @@ from appserver.app.turns import TurnRun, input_text
 from appserver.config import ConfigError, apply_override, validate
 from appserver.processor import RequestContext
 from appserver.protocol import v2
+from appserver.sandbox.policy import PolicyError, parse_policy
 from appserver.wire.converter import unstructure
 from appserver.wire.errors import RpcError
 
@@ -55,6 +56,32 @@ def sandbox_policy(mode: str, settings: dict[str, Any]) -> dict[str, Any]:
         policy["excludeTmpdirEnvVar"] = bool(workspace.get("exclude_tmpdir_env_var", False))
         policy["excludeSlashTmp"] = bool(workspace.get("exclude_slash_tmp", False))
     return policy
+
+
+#: The built-in `permissions` profile ids (`default_permissions`) and the sandbox mode of each.
+PERMISSION_PROFILE_MODES: dict[str, str] = {
+    ":read-only": "read-only",
+    ":workspace": "workspace-write",
+    ":danger-full-access": "danger-full-access",
+}
+
+
+def profile_sandbox(profile: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The wire SandboxPolicy a `permissions` profile id selects."""
+    mode = PERMISSION_PROFILE_MODES.get(profile)
+    if mode is None:
+        known = ", ".join(PERMISSION_PROFILE_MODES)
+        raise RpcError.invalid_request(f"unknown permissions profile `{profile}`; known: {known}")
+    return sandbox_policy(mode, settings)
+
+
+def checked_sandbox_policy(wire: Any) -> dict[str, Any]:
+    """A client's `sandboxPolicy` object, refused (-32600) unless it is one the runner enforces."""
+    try:
+        parse_policy(wire)
+    except PolicyError as exc:
+        raise RpcError.invalid_request(f"invalid sandboxPolicy: {exc}") from None
+    return dict(wire)
 
 
 def apply_config(state: ThreadState, settings: dict[str, Any], keys: Iterable[str]) -> None:
@@ -138,6 +165,12 @@ def apply_overrides(threads: Threads, state: ThreadState, params: v2.SessionOver
         state.approvals_reviewer = params.approvals_reviewer
     if params.sandbox in SANDBOX_POLICIES:
         state.sandbox = sandbox_policy(params.sandbox, threads.config.effective())
+    permissions = getattr(params, "permissions", None)
+    if isinstance(permissions, str):
+        state.sandbox = profile_sandbox(permissions, threads.config.effective())
+    wire_policy = getattr(params, "sandbox_policy", None)
+    if wire_policy is not None:
+        state.sandbox = checked_sandbox_policy(wire_policy)
     after = (state.cwd, state.model, state.approval_policy, state.approvals_reviewer)
     return after != before or state.sandbox != before_sandbox
 

@@ -14,6 +14,8 @@ from appserver.app.handlers.pagination import descending, paginate
 from appserver.app.handlers.sessions import (
     absolute,
     begin_turn,
+    checked_sandbox_policy,
+    profile_sandbox,
     run_then_drain_queue,
 )
 from appserver.app.thread_state import ThreadState, drop_turns, now_s, search_items
@@ -182,7 +184,7 @@ def register(registry: Registry, threads: Threads) -> None:
         mode = params.collaboration_mode
         model = params.model or ((mode or {}).get("settings") or {}).get("model")
         if model:
-            state.model = threads.agent_for(model).name
+            state.model = model
         if params.effort is not None:
             state.reasoning_effort = params.effort
         elif mode and (mode.get("settings") or {}).get("reasoning_effort"):
@@ -194,7 +196,9 @@ def register(registry: Registry, threads: Threads) -> None:
         if params.approvals_reviewer:
             state.approvals_reviewer = params.approvals_reviewer
         if params.sandbox_policy is not None:
-            state.sandbox = params.sandbox_policy
+            state.sandbox = checked_sandbox_policy(params.sandbox_policy)
+        if params.permissions is not None:
+            state.sandbox = profile_sandbox(params.permissions, threads.config.effective())
         if mode is not None:
             state.collaboration_mode = mode
         if params.service_tier is not None:
@@ -217,7 +221,7 @@ def register(registry: Registry, threads: Threads) -> None:
             return {"status": "targetUnavailable"}
         state = loaded.state
         if params.model:
-            state.model = threads.agent_for(params.model).name
+            state.model = params.model
         if params.effort is not None:
             state.reasoning_effort = params.effort
         if params.approvals_reviewer:

@@ -45,6 +45,12 @@ def register(registry: Registry, threads: Threads) -> None:
     async def turn_interrupt(ctx: RequestContext, params: v2.TurnInterruptParams) -> dict[str, Any]:
         loaded = await threads.load(params.thread_id)
         run = loaded.active
+        if not params.turn_id:
+            # The TUI sends an empty turnId when it closes a side conversation without knowing
+            # which turn runs: interrupt whatever runs, and nothing is not an error.
+            if run is not None:
+                run.cancel_scope.cancel()
+            return {}
         if run is None or run.turn.id != params.turn_id:
             raise RpcError.invalid_request(
                 f"no turn {params.turn_id} in progress in thread {params.thread_id}"
