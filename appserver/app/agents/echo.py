@@ -19,6 +19,9 @@ from appserver.app.agents.base import Turn
 STUB_STRING = "echo"
 #: The TUI's title request quotes the user's prompt after this line.
 PROMPT_MARKER = "User prompt:"
+#: The TUI's recap request quotes the conversation after this line, a `User: ` line per prompt.
+CONVERSATION_MARKER = "\nConversation:\n"
+USER_LINE = "User: "
 TITLE_WORDS = 5
 
 
@@ -27,6 +30,14 @@ def title_from(text: str) -> str:
     line, at most five words, first letter capitalized, no trailing punctuation."""
     if PROMPT_MARKER in text:
         text = text.rsplit(PROMPT_MARKER, 1)[1]
+    elif CONVERSATION_MARKER in text:
+        # The TUI's recap request quotes the conversation: the user's latest words lead.
+        said = [
+            line.removeprefix(USER_LINE)
+            for line in text.rsplit(CONVERSATION_MARKER, 1)[1].splitlines()
+            if line.startswith(USER_LINE)
+        ]
+        text = said[-1] if said else text
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
     words = line.split()[:TITLE_WORDS]
     title = " ".join(words).strip(" .,:;!?\"'`")
