@@ -497,7 +497,7 @@ async def test_websocket_transport_verifies_signed_short_lived_bearer_tokens(
         "wrong signature": (sign_hs256(good, other_secret), "invalid websocket jwt"),
         "missing exp": (
             sign_hs256({"iss": "codex-e2e", "aud": "appserver-e2e"}, secret),
-            "invalid websocket jwt",
+            "websocket jwt has no `exp` claim (an expiry is required)",
         ),
     }
     for case, (token, text) in refused.items():
