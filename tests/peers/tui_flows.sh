@@ -10,7 +10,9 @@
 # runs without asking), a cancelled approval, /plan. After every flow the TUI must still be
 # running and the screen must hold no error cell (a line starting with "■", which is how the
 # TUI shows error replies; the cancelled approval's "Conversation interrupted" is the one that
-# is expected). Screens are kept in $PEERS_OUT (default: a temp dir) for inspection.
+# is expected). Then the same for `--agent openai` against a scripted local model: the plan, the
+# model's command and patch behind approval, /compact. Screens are kept in $PEERS_OUT (default: a
+# temp dir) for inspection.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEERS_HOME=${PEERS_HOME:-/tmp/appserver-peers}
@@ -62,10 +64,11 @@ start_server() {  # sets SERVER_PID and URL
   local home=$1 log=$2
   case $TRANSPORT in
     unix) URL="unix://$home/s.sock"
-          (cd "$REPO" && exec "$APPSERVER" --listen "$URL" --home "$home/h") 2>"$log" &
+          (cd "$REPO" && exec "$APPSERVER" --listen "$URL" --home "$home/h" $SERVER_EXTRA) 2>"$log" &
           SERVER_PID=$!
           for _ in $(seq 1 100); do [ -S "$home/s.sock" ] && break; sleep 0.1; done ;;
-    ws)   (cd "$REPO" && exec "$APPSERVER" --listen ws://127.0.0.1:0 --home "$home/h") 2>"$log" &
+    ws)   (cd "$REPO" && exec "$APPSERVER" --listen ws://127.0.0.1:0 --home "$home/h" $SERVER_EXTRA) \
+            2>"$log" &
           SERVER_PID=$!
           URL=""
           for _ in $(seq 1 100); do
@@ -134,7 +137,46 @@ run_flows() {
   rm -rf "$tmp"
 }
 
-for TRANSPORT in $TRANSPORTS; do run_flows; done
+# `--agent openai` against a scripted local model (tests/peers/scripted_model.py): a streamed
+# plan, the model's command asked about and run, its patch shown as a diff and applied after
+# approval, the final answer, then /compact through the model.
+run_model_flow() {
+  local tmp port_file model_pid; tmp=$(mktemp -d "${TMPDIR:-/tmp}/tui-model-$TRANSPORT.XXXX")
+  REPO=$tmp/repo; mkdir -p "$REPO"
+  port_file=$tmp/model.port
+  (cd "$ROOT" && exec "$ROOT/.venv/bin/python" -m tests.peers.scripted_model "$port_file") \
+    2>"$OUT/$TRANSPORT.model.log" &
+  model_pid=$!
+  for _ in $(seq 1 100); do [ -s "$port_file" ] && break; sleep 0.1; done
+  export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$port_file")/v1" OPENAI_API_KEY=scripted
+  SERVER_EXTRA="--agent openai" start_server "$tmp" "$OUT/$TRANSPORT.model-server.log" \
+    || { kill "$model_pid"; return; }
+  SESSION=tuimodel$$$TRANSPORT
+  mkdir -p "$tmp/codex-home"
+  tmux new-session -d -s "$SESSION" -x 160 -y 50 \
+    "cd $REPO && CODEX_HOME=$tmp/codex-home timeout --foreground 300 $CX --remote $URL 2>$OUT/$TRANSPORT.model-tui.stderr; echo TUI_EXIT=\$? > $OUT/$TRANSPORT.exit.txt"
+  wait_for "Ask Codex to do anything" 40 && sleep 1 && tmux send-keys -t "$SESSION" Escape \
+    && sleep 0.5
+  type_line "write a greeting" && wait_for "Updated Plan" && wait_for "Check the workspace" \
+    && wait_for "Would you like to run the following command" && tmux send-keys -t "$SESSION" y \
+    && wait_for "└ workspace-checked" && wait_for "+hello from the model" \
+    && wait_for "Would you like to make the following edits" && tmux send-keys -t "$SESSION" y \
+    && wait_for "All done: greeting.txt is written." \
+    && { grep -qx "hello from the model" "$REPO/greeting.txt" \
+         || fail "model: the approved patch was not applied"; } && check model_turn
+  type_line "/compact" && wait_for "Context compacted" && check model_compact
+  type_line "/quit"
+  for _ in $(seq 1 40); do [ -s "$OUT/$TRANSPORT.exit.txt" ] && break; sleep 0.25; done
+  grep -q "TUI_EXIT=0" "$OUT/$TRANSPORT.exit.txt" 2>/dev/null \
+    || fail "model: the TUI did not exit 0 on /quit: $(cat "$OUT/$TRANSPORT.exit.txt" 2>/dev/null)"
+  tmux kill-session -t "$SESSION" 2>/dev/null
+  kill "$SERVER_PID" "$model_pid" 2>/dev/null; wait "$SERVER_PID" "$model_pid" 2>/dev/null
+  unset OPENAI_BASE_URL OPENAI_API_KEY
+  rm -rf "$tmp"
+}
+
+SERVER_EXTRA=""
+for TRANSPORT in $TRANSPORTS; do run_flows; rm -f "$OUT/$TRANSPORT.exit.txt"; run_model_flow; done
 echo "screens and logs: $OUT"
 [ "$FAILURES" = 0 ] && echo "all TUI flows passed" || echo "$FAILURES failure(s)"
 exit $((FAILURES > 0))
