@@ -23,30 +23,26 @@ from typing import Any
 import pytest
 import trio
 
-from tests.e2e.robust_helpers import (
-    BINARY,
-    CLOSE,
-    CONTINUATION,
+from tests.e2e.raw_frames import BINARY, CLOSE, CONTINUATION, TEXT, upgrade_request, ws_frame
+from tests.e2e.transports import (
     INVALID_REQUEST,
+    KINDS,
     MAX_MESSAGE_BYTES,
     OVERLOADED,
     READINESS,
     READY,
-    SOCKET_TRANSPORTS,
-    TEXT,
-    TRANSPORTS,
+    SOCKET_KINDS,
+    Client,
     Closed,
-    JsonClient,
-    LineClient,
+    Kind,
+    RawWebSocketClient,
     Server,
-    WsClient,
+    StdioClient,
     encode,
     request_message,
     serving,
     short_tempdir,
-    upgrade_request,
     wait_until,
-    ws_frame,
 )
 
 pytestmark = pytest.mark.e2e
@@ -109,27 +105,27 @@ INVALID_UTF8: list[bytes] = [
 ]
 
 
-async def ready_client(server: Server) -> JsonClient:
-    client = await server.client()
+async def ready_client(server: Server) -> Client:
+    client = await server.probe_client()
     await client.initialize()
     return client
 
 
-async def ready_websocket(server: Server) -> WsClient:
-    client = await server.websocket()
+async def ready_websocket(server: Server) -> RawWebSocketClient:
+    client = await server.raw_websocket()
     await client.initialize()
     return client
 
 
 async def assert_others_served(server: Server) -> None:
     """A new, well-behaved client is served from scratch (stdio: the one client still is)."""
-    client = await server.client()
+    client = await server.probe_client()
     try:
-        if server.transport != "stdio":
+        if server.kind != "stdio":
             await client.initialize()
         await client.assert_ready()
     finally:
-        if server.transport != "stdio":
+        if server.kind != "stdio":
             await client.aclose()
     server.assert_alive()
 
@@ -137,12 +133,12 @@ async def assert_others_served(server: Server) -> None:
 # -- garbage ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", KINDS)
 async def test_garbage_gets_no_reply_and_the_connection_keeps_serving(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     async with serving(transport, home) as server:
-        client = await server.client()
+        client = await server.probe_client()
         # Before initialize too: garbage does not count as a first message.
         for payload in GARBAGE[:4]:
             await client.send_payload(payload)
@@ -154,7 +150,7 @@ async def test_garbage_gets_no_reply_and_the_connection_keeps_serving(
             # The probe's reply is the very next message: the garbage got nothing.
             await client.assert_next_is_ready_reply()
         server.assert_alive()
-        assert "Failed to deserialize JSONRPCMessage" in server.stderr()
+        assert "Failed to deserialize JSONRPCMessage" in server.stderr_text
         if transport != "stdio":
             await assert_others_served(server)
 
@@ -174,7 +170,7 @@ async def test_stdio_garbage_in_one_write_with_requests_around_it(home: Path) ->
         await client.assert_ready()
 
 
-async def assert_failed_for_invalid_utf8(client: WsClient) -> None:
+async def assert_failed_for_invalid_utf8(client: RawWebSocketClient) -> None:
     """The server fails the connection (RFC 6455 §8.1): it closes it at once. It may say why
     first, and then only with 1007 (Invalid frame payload data); Codex sends no Close frame
     (codex-observed §3b), and neither does appserver: its 1007 stays in its own log."""
@@ -193,9 +189,9 @@ INVALID_UTF8_FRAMES: list[list[tuple[int, bytes, bool]]] = [
 ]
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
 async def test_invalid_utf8_in_a_text_frame_closes_that_connection_only(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     async with serving(transport, home) as server:
         bystander = await ready_client(server)
@@ -219,12 +215,12 @@ async def test_invalid_utf8_in_a_text_frame_closes_that_connection_only(
         await assert_others_served(server)
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
 async def test_binary_frames_are_dropped_and_the_connection_keeps_serving(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     async with serving(transport, home) as server:
-        client = await server.websocket()
+        client = await server.raw_websocket()
         await client.send_frame(BINARY, encode(request_message("bin-0", "initialize")))
         await client.initialize()
         for payload in [request_bytes("bin-1"), b"\xff\xfe", b"", os.urandom(70_000)]:
@@ -234,7 +230,7 @@ async def test_binary_frames_are_dropped_and_the_connection_keeps_serving(
         await client.send_frame(BINARY, request_bytes("bin-2")[:10], fin=False)
         await client.send_frame(CONTINUATION, request_bytes("bin-2")[10:])
         await client.assert_next_is_ready_reply()
-        assert "dropping unsupported binary websocket message" in server.stderr()
+        assert "dropping unsupported binary websocket message" in server.stderr_text
         await assert_others_served(server)
 
 
@@ -259,12 +255,12 @@ BAD_PARAMS: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", KINDS)
 async def test_unknown_methods_and_wrong_param_types_are_invalid_requests(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     async with serving(transport, home) as server:
-        client = await server.client()
+        client = await server.probe_client()
         # Unknown methods and bad params are answered before the `Not initialized` check.
         for initialized in (False, True):
             if initialized:
@@ -291,9 +287,9 @@ async def test_unknown_methods_and_wrong_param_types_are_invalid_requests(
 FLOOD = 5000
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", KINDS)
 async def test_a_flood_gets_a_result_or_overloaded_for_every_request(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     """5000 pipelined requests, half inline (`windowsSandbox/readiness`), half tasks
     (`thread/read` of unknown threads) over 4 task slots: every one is answered."""
@@ -310,10 +306,10 @@ async def test_a_flood_gets_a_result_or_overloaded_for_every_request(
         async def write() -> None:
             for start in range(0, FLOOD, 500):
                 batch = frames[start : start + 500]
-                if isinstance(client, LineClient):
+                if isinstance(client, StdioClient):
                     await client.write(b"".join(frame + b"\n" for frame in batch))
                 else:
-                    assert isinstance(client, WsClient)
+                    assert isinstance(client, RawWebSocketClient)
                     await client.send_raw(b"".join(ws_frame(TEXT, frame) for frame in batch))
 
         async def read() -> None:
@@ -350,9 +346,9 @@ async def test_a_flood_gets_a_result_or_overloaded_for_every_request(
 # -- slow consumers --------------------------------------------------------------------------
 
 
-async def small_window_websocket(server: Server) -> WsClient:
+async def small_window_websocket(server: Server) -> RawWebSocketClient:
     """A client with a tiny receive buffer, so the server's writes back up quickly."""
-    if server.transport == "unix":
+    if server.kind == "unix":
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         address: Any = os.fspath(server.socket_path)
     else:
@@ -360,14 +356,14 @@ async def small_window_websocket(server: Server) -> WsClient:
         address = ("127.0.0.1", server.port)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     await sock.connect(address)
-    client = WsClient(trio.SocketStream(sock))
+    client = RawWebSocketClient("slow", server.kind, trio.SocketStream(sock), probe=True)
     await client.handshake()
     return client
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
 async def test_a_client_that_never_reads_is_disconnected_and_others_are_unaffected(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     async with serving(transport, home, "--outbound-queue-bytes", "65536") as server:
         slow = await small_window_websocket(server)
@@ -394,7 +390,7 @@ async def test_a_client_that_never_reads_is_disconnected_and_others_are_unaffect
         # The client that never read: its backlog, then the end of the connection.
         await slow.wait_closed()
         assert slow.eof
-        assert "disconnecting slow connection" in server.stderr()
+        assert "disconnecting slow connection" in server.stderr_text
         await starter.assert_ready()
         await bystander.assert_ready()
         await assert_others_served(server)
@@ -403,8 +399,8 @@ async def test_a_client_that_never_reads_is_disconnected_and_others_are_unaffect
 # -- half-open and vanishing clients ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
-async def test_half_open_clients_do_not_hold_up_anyone(transport: str, home: Path) -> None:
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
+async def test_half_open_clients_do_not_hold_up_anyone(transport: Kind, home: Path) -> None:
     async with serving(transport, home) as server:
         stalled: list[trio.abc.Stream] = []
         silent = await server.open_stream()  # connects and never sends a byte
@@ -413,7 +409,7 @@ async def test_half_open_clients_do_not_hold_up_anyone(transport: str, home: Pat
         await half_head.send_all(upgrade_request()[:30])
         stalled.append(half_head)
         # Upgraded, then half a frame (its header promises more than is sent).
-        half_frame = await server.websocket()
+        half_frame = await server.raw_websocket()
         late_init = {"clientInfo": {"name": "late_client", "version": "1"}}
         frame = ws_frame(TEXT, encode(request_message("late", "initialize", late_init)))
         await half_frame.send_raw(frame[: len(frame) // 2])
@@ -445,8 +441,8 @@ async def _abort(stream: trio.abc.Stream) -> None:
     await stream.aclose()
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
-async def test_clients_that_vanish_mid_frame_are_cleaned_up(transport: str, home: Path) -> None:
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
+async def test_clients_that_vanish_mid_frame_are_cleaned_up(transport: Kind, home: Path) -> None:
     async with serving(transport, home) as server:
         observer = await ready_client(server)
         await observer.request("thread/read", {"threadId": "warm-up"})
@@ -461,7 +457,7 @@ async def test_clients_that_vanish_mid_frame_are_cleaned_up(transport: str, home
             await stream.send_all(upgrade_request()[: 20 + round_])
             await _abort(stream)
             # Upgraded, then part of a frame header.
-            client = await server.websocket()
+            client = await server.raw_websocket()
             await client.send_raw(frame[:1])
             await _abort(client.stream)
             # Initialized and subscribed to a thread, tasks in flight, then half a payload.
@@ -518,7 +514,7 @@ async def test_stdio_line_at_the_limit_is_served_and_one_byte_more_closes_the_se
         with pytest.raises(Closed):
             await client.next_message()  # "after" was never read: the session is over
         assert await server.wait() == 0
-        stderr = server.stderr()
+        stderr = server.stderr_text
         assert "exceeds the message size limit" in stderr, stderr
         assert "Traceback" not in stderr, stderr
     # The home is fine for the next client.
@@ -527,9 +523,9 @@ async def test_stdio_line_at_the_limit_is_served_and_one_byte_more_closes_the_se
         await server.stdio().assert_ready()
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
 async def test_websocket_message_over_the_limit_closes_with_1009_and_at_the_limit_is_served(
-    transport: str, home: Path
+    transport: Kind, home: Path
 ) -> None:
     # 64 MiB over a local socket takes about a second here, server side included (measured:
     # the whole test ~1.2 s over ws, ~3 s over unix with the 64 MiB message that is served);
@@ -537,7 +533,7 @@ async def test_websocket_message_over_the_limit_closes_with_1009_and_at_the_limi
     fragment = 16 * 1024 * 1024
     zero = b"\0\0\0\0"  # a zero masking key keeps the payload as is: no 64 MiB XOR in Python
 
-    async def send_fragmented(client: WsClient, payload: bytes) -> None:
+    async def send_fragmented(client: RawWebSocketClient, payload: bytes) -> None:
         for start in range(0, len(payload), fragment):
             opcode = TEXT if start == 0 else 0
             last = start + fragment >= len(payload)
@@ -571,4 +567,4 @@ async def test_huge_garbage_line_is_dropped_not_fatal(home: Path) -> None:
         await client.assert_next_is_ready_reply()
         reply = await client.request("thread/list", {})
         assert reply["result"]["data"] == [], reply
-        assert "Traceback" not in server.stderr()
+        assert "Traceback" not in server.stderr_text

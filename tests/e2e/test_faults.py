@@ -29,14 +29,14 @@ import pytest
 import trio
 
 from appserver.app.store import integrity_check
-from tests.e2e.robust_helpers import (
-    TRANSPORTS,
+from tests.e2e.transports import (
+    KINDS,
+    Client,
     Closed,
-    JsonClient,
     run_to_exit,
     serving,
     short_tempdir,
-    spawn,
+    spawn_server,
 )
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +78,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[bytes], *needles: 
     return lines[0]
 
 
-async def start_thread(client: JsonClient, **params: Any) -> str:
+async def start_thread(client: Client, **params: Any) -> str:
     reply = await client.request("thread/start", {"cwd": "/tmp", **params})
     assert "result" in reply, reply
     thread_id: str = reply["result"]["thread"]["id"]
@@ -91,7 +91,7 @@ def completes(message: dict[str, Any], turn_id: str) -> bool:
     )
 
 
-async def run_turn(client: JsonClient, thread_id: str, text: str) -> dict[str, Any]:
+async def run_turn(client: Client, thread_id: str, text: str) -> dict[str, Any]:
     """Start a turn and wait for its `turn/completed`; the turn as completed, or the error
     reply if the turn could not start."""
     request_id = client.fresh_id()
@@ -122,7 +122,7 @@ async def test_sigkill_at_random_points_of_startup_never_breaks_the_next_start(
     began = time.monotonic()
     async with serving("unix", home) as server:
         ready_after = time.monotonic() - began
-        client = await server.websocket()
+        client = await server.raw_websocket()
         await client.initialize()
         known = [await start_thread(client)]
         await client.aclose()
@@ -139,12 +139,12 @@ async def test_sigkill_at_random_points_of_startup_never_breaks_the_next_start(
         # late in startup, around the lock, SQLite, the bind and the first accept.
         late = iteration % 3 != 0
         delay = rng.uniform(0.5, 1.2) * ready_after if late else rng.uniform(0.0, 0.15)
-        victim = await spawn("unix", home)
-        try:
+        async with spawn_server(
+            "unix", home, home_socket=True, ready=False, check_errors=False
+        ) as victim:
             await trio.sleep(delay)  # not a synchronisation: the random point of the kill
             # Nothing makes a start on this home fail by itself.
             assert victim.alive, f"{context}: the start failed: {victim.describe()}"
-        finally:
             victim.process.kill()
             await victim.wait()
         try:
@@ -152,7 +152,7 @@ async def test_sigkill_at_random_points_of_startup_never_breaks_the_next_start(
         except Exception as exc:
             raise AssertionError(f"{context}: state after the kill: {exc}") from exc
         async with serving("unix", home) as server:
-            client = await server.websocket()
+            client = await server.raw_websocket()
             await client.initialize()
             for thread_id in known:
                 reply = await client.request("thread/read", {"threadId": thread_id})
@@ -207,7 +207,7 @@ def writable_bind(source: Path, target: Path) -> Iterator[None]:
 async def test_read_only_home_refuses_to_start_and_leaves_the_state_intact(tmp: Path) -> None:
     home = tmp / "home"
     async with serving("unix", home) as server:
-        client = await server.websocket()
+        client = await server.raw_websocket()
         await client.initialize()
         thread_id = await start_thread(client)
         await client.aclose()
@@ -217,7 +217,7 @@ async def test_read_only_home_refuses_to_start_and_leaves_the_state_intact(tmp: 
     before = digest(database)
     with read_only_bind(home):
         # The whole home read-only: the startup lock cannot even be opened.
-        for transport in TRANSPORTS:
+        for transport in KINDS:
             result = await run_to_exit(transport, home)
             assert_one_error_line(result, "Read-only file system")
         # A writable control directory over the read-only home: the lock works, SQLite fails.
@@ -230,7 +230,7 @@ async def test_read_only_home_refuses_to_start_and_leaves_the_state_intact(tmp: 
     assert digest(database) == before
     # Writable again: it serves, with the thread it had.
     async with serving("unix", home) as server:
-        client = await server.websocket()
+        client = await server.raw_websocket()
         await client.initialize()
         reply = await client.request("thread/read", {"threadId": thread_id})
         assert reply["result"]["thread"]["id"] == thread_id, reply
@@ -295,11 +295,10 @@ def is_reported_failure(outcome: dict[str, Any]) -> bool:
 async def test_full_disk_is_reported_and_survived(tmp: Path) -> None:
     with tiny_tmpfs(tmp / "disk", "1m") as disk:
         home = disk / "home"
-        # The server's stderr stays off the small disk.
-        async with serving("unix", home, log_dir=tmp) as server:
-            client = await server.websocket()
+        async with serving("unix", home) as server:
+            client = await server.raw_websocket()
             await client.initialize()
-            bystander = await server.websocket()
+            bystander = await server.raw_websocket()
             await bystander.initialize()
             threads = [await start_thread(client) for _ in range(3)]
             first = await run_turn(client, threads[0], "before the disk fills")
@@ -347,8 +346,8 @@ async def test_full_disk_is_reported_and_survived(tmp: Path) -> None:
             assert await server.stop() == 0, server.describe()
         assert integrity_check(home / STATE) == "ok"
         # A restart with room to spare serves what was written.
-        async with serving("unix", home, log_dir=tmp) as server:
-            client = await server.websocket()
+        async with serving("unix", home) as server:
+            client = await server.raw_websocket()
             await client.initialize()
             for thread_id in threads:
                 reply = await client.request("thread/read", {"threadId": thread_id})

@@ -41,26 +41,23 @@ import trio
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.robust_helpers import (
-    BINARY,
-    CONTINUATION,
+from tests.e2e.raw_frames import BINARY, CONTINUATION, PING, TEXT, ws_frame
+from tests.e2e.transports import (
     INVALID_REQUEST,
     OVERLOADED,
-    PING,
     READINESS,
     READY,
-    SOCKET_TRANSPORTS,
-    TEXT,
+    SOCKET_KINDS,
+    Client,
     Closed,
-    JsonClient,
+    Kind,
+    RawWebSocketClient,
     Server,
-    WsClient,
     encode,
     is_reply,
     request_message,
     serving,
     short_tempdir,
-    ws_frame,
 )
 
 pytestmark = pytest.mark.e2e
@@ -244,7 +241,7 @@ class BudgetSpent(BaseException):
 class Fuzzer:
     """Bookkeeping shared by the examples of one transport: budget, probes, recent history."""
 
-    def __init__(self, server: Server, observer: JsonClient) -> None:
+    def __init__(self, server: Server, observer: Client) -> None:
         self.server = server
         self.observer = observer
         self.deadline = time.monotonic() + BUDGET_SECONDS
@@ -268,16 +265,14 @@ class Fuzzer:
     def probe_id(self) -> str:
         return f"probe-{self.examples}-{os.urandom(4).hex()}"
 
-    async def probe(
-        self, client: JsonClient, what: str, *, maybe_uninitialized: bool = False
-    ) -> None:
+    async def probe(self, client: Client, what: str, *, maybe_uninitialized: bool = False) -> None:
         request_id = self.probe_id()
         await client.send(request_message(request_id, READINESS))
         await self.expect(client, request_id, what, maybe_uninitialized=maybe_uninitialized)
 
     async def expect(
         self,
-        client: JsonClient,
+        client: Client,
         request_id: str,
         what: str,
         *,
@@ -344,22 +339,22 @@ def home() -> Iterator[Path]:
         yield tmp / "home"
 
 
-async def abort(client: WsClient) -> None:
+async def abort(client: RawWebSocketClient) -> None:
     stream = client.stream
     if isinstance(stream, trio.SocketStream) and stream.socket.family == socket.AF_INET:
         stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     await client.aclose()
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
-async def test_fuzzed_websocket_frames_never_hurt_the_server(transport: str, home: Path) -> None:
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
+async def test_fuzzed_websocket_frames_never_hurt_the_server(transport: Kind, home: Path) -> None:
     async with serving(transport, home) as server:
-        observer = await server.websocket()
+        observer = await server.raw_websocket()
         await observer.initialize()
         fuzzer = Fuzzer(server, observer)
 
         async def body(example: SocketExample) -> None:
-            client = await server.websocket()
+            client = await server.raw_websocket()
             try:
                 if example.initialize:
                     await client.initialize()

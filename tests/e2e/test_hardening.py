@@ -14,22 +14,18 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.e2e.robust_helpers import (
-    SOCKET_TRANSPORTS,
-    TEXT,
-    Server,
-    WsClient,
-    serving,
-    short_tempdir,
-    ws_frame,
-)
+from tests.e2e.raw_frames import TEXT, ws_frame
 from tests.e2e.transports import (
     POLL_SECONDS,
     SOCKET_KINDS,
     TIMEOUT,
     Kind,
+    RawWebSocketClient,
+    Server,
     open_client,
     server_env,
+    serving,
+    short_tempdir,
     spawn_server,
 )
 
@@ -42,8 +38,8 @@ def home() -> Iterator[Path]:
         yield tmp / "home"
 
 
-async def ready_websocket(server: Server) -> WsClient:
-    client = await server.websocket()
+async def ready_websocket(server: Server) -> RawWebSocketClient:
+    client = await server.raw_websocket()
     await client.initialize()
     return client
 
@@ -53,7 +49,7 @@ def masked_header(opcode: int, announced: int, *, fin: bool = True) -> bytes:
     return bytes([(0x80 if fin else 0) | opcode, 0x80 | 127]) + struct.pack("!Q", announced)
 
 
-@pytest.mark.parametrize("transport", SOCKET_TRANSPORTS)
+@pytest.mark.parametrize("transport", SOCKET_KINDS)
 @pytest.mark.parametrize(
     "frames",
     [
@@ -67,7 +63,7 @@ def masked_header(opcode: int, announced: int, *, fin: bool = True) -> bytes:
     ids=["one-frame", "continuation"],
 )
 async def test_a_frame_header_announcing_too_much_closes_at_once_with_1009(
-    transport: str, home: Path, frames: list[bytes]
+    transport: Kind, home: Path, frames: list[bytes]
 ) -> None:
     """Issue 13 item 4: closed as soon as the header is read, before any payload arrives."""
     async with serving(transport, home) as server:

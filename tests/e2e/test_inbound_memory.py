@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from tests.e2e.robust_helpers import short_tempdir
-from tests.e2e.transports import Client, Kind, Server, open_client, spawn_server
+from tests.e2e.transports import Client, Kind, Server, open_client, short_tempdir, spawn_server
 
 pytestmark = pytest.mark.e2e
 

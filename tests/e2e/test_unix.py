@@ -27,32 +27,27 @@ import wsproto.events
 from trio_websocket import ConnectionClosed
 
 from appserver.app.store import integrity_check
-from tests.e2e.unix_helpers import (
-    INIT_PARAMS,
+from tests.e2e.processes import (
     Processes,
     Spawned,
     assert_refused,
     default_socket,
     in_use,
-    initialize,
     lexists,
     not_a_socket,
     relay_args,
     replies_by_id,
     request_line,
-    rpc,
-    serve_args,
     server_pids,
-    short_tempdir,
     wait_for_exits,
     wait_pid_exit,
     wait_ready,
-    websocket,
 )
+from tests.e2e.transports import PLAIN_INITIALIZE, connect_unix, server_argv, short_tempdir
 
 pytestmark = pytest.mark.e2e
 
-INIT_AND_READINESS = request_line(1, "initialize", INIT_PARAMS) + request_line(
+INIT_AND_READINESS = request_line(1, "initialize", PLAIN_INITIALIZE) + request_line(
     "ready", "windowsSandbox/readiness"
 )
 
@@ -88,13 +83,13 @@ def assert_init_and_readiness(stdout: bytes, home: Path) -> None:
 async def test_handshake_initialize_and_readiness(procs: Processes, home: Path) -> None:
     server = await procs.serve(home)
     sock = default_socket(home)
-    async with websocket(sock, "/rpc") as ws:
-        headers = {k.lower(): v for k, v in ws.handshake_headers}
+    async with connect_unix(sock, "/rpc") as ws:
+        headers = {k.lower(): v for k, v in ws.connection.handshake_headers}
         assert headers[b"x-codex-websocket-max-unfragmented-message-bytes"] == b"16777216"
-        result = await initialize(ws)
+        result = await ws.initialize(PLAIN_INITIALIZE)
         assert result["codexHome"] == os.fspath(home)
         assert result["platformFamily"] == "unix"
-        reply = await rpc(ws, 2, "windowsSandbox/readiness")
+        reply = await ws.request("windowsSandbox/readiness", request_id=2)
         assert reply == {"id": 2, "result": {"status": "notConfigured"}}
     banner = server.stderr()
     assert f"listening on: unix://{sock}" in banner, banner
@@ -103,22 +98,24 @@ async def test_handshake_initialize_and_readiness(procs: Processes, home: Path) 
 async def test_any_request_path_is_accepted(procs: Processes, home: Path) -> None:
     await procs.serve(home)
     for resource in ("/", "/rpc", "/some/other/path?x=1"):
-        async with websocket(default_socket(home), resource) as ws:
-            assert (await initialize(ws))["codexHome"] == os.fspath(home)
+        async with connect_unix(default_socket(home), resource) as ws:
+            assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 
 
 async def test_binary_frame_is_dropped_and_the_connection_keeps_serving(
     procs: Processes, home: Path
 ) -> None:
     server = await procs.serve(home)
-    async with websocket(default_socket(home)) as ws:
-        await ws.send_message(b'{"id":"binary","method":"windowsSandbox/readiness"}')
-        await ws.send_message(request_line("init", "initialize", INIT_PARAMS).decode())
-        await ws.send_message(request_line(2, "windowsSandbox/readiness").decode())
+    async with connect_unix(default_socket(home)) as ws:
+        await ws.connection.send_message(b'{"id":"binary","method":"windowsSandbox/readiness"}')
+        await ws.connection.send_message(
+            request_line("init", "initialize", PLAIN_INITIALIZE).decode()
+        )
+        await ws.connection.send_message(request_line(2, "windowsSandbox/readiness").decode())
         seen = []
         with trio.fail_after(5):
             while 2 not in seen:
-                message = json.loads(await ws.get_message())
+                message = json.loads(await ws.connection.get_message())
                 if "method" not in message:
                     seen.append(message.get("id"))
         assert seen == ["init", 2], "the binary frame was answered or replies were lost"
@@ -128,10 +125,10 @@ async def test_binary_frame_is_dropped_and_the_connection_keeps_serving(
 
 async def test_ping_is_answered(procs: Processes, home: Path) -> None:
     await procs.serve(home)
-    async with websocket(default_socket(home)) as ws:
+    async with connect_unix(default_socket(home)) as ws:
         with trio.fail_after(5):
-            await ws.ping(b"e2e-ping")
-        await initialize(ws)
+            await ws.connection.ping(b"e2e-ping")
+        await ws.initialize(PLAIN_INITIALIZE)
 
 
 async def test_raw_json_line_instead_of_an_upgrade_is_closed(procs: Processes, home: Path) -> None:
@@ -140,13 +137,13 @@ async def test_raw_json_line_instead_of_an_upgrade_is_closed(procs: Processes, h
     stream = await trio.open_unix_socket(os.fspath(sock))
     received = bytearray()
     async with stream:
-        await stream.send_all(request_line(1, "initialize", INIT_PARAMS))
+        await stream.send_all(request_line(1, "initialize", PLAIN_INITIALIZE))
         with trio.fail_after(5):
             while chunk := await stream.receive_some():
                 received += chunk
     assert received == b"", "no HTTP response to a non-HTTP line (codex-observed §3b)"
-    async with websocket(sock) as ws:
-        assert (await initialize(ws))["codexHome"] == os.fspath(home)
+    async with connect_unix(sock) as ws:
+        assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 
 
 async def test_socket_is_0600_and_control_dir_0700(procs: Processes, home: Path) -> None:
@@ -174,11 +171,11 @@ async def test_signal_exits_0_removes_the_socket_and_closes_clients(
 ) -> None:
     server = await procs.serve(home)
     sock = default_socket(home)
-    async with websocket(sock) as ws:
-        await initialize(ws)
+    async with connect_unix(sock) as ws:
+        await ws.initialize(PLAIN_INITIALIZE)
         assert await server.stop(signum) == 0, server.stderr()
         with trio.fail_after(5), pytest.raises(ConnectionClosed):
-            await ws.get_message()
+            await ws.connection.get_message()
     assert not lexists(sock)
     assert "Traceback" not in server.stderr()
 
@@ -204,13 +201,13 @@ async def test_duplicate_start_is_refused_fast_and_the_first_keeps_serving(
         baselines.append(time.perf_counter() - started)
         started = time.perf_counter()
         second = await trio.run_process(
-            serve_args(home), capture_stderr=True, check=False, stdin=subprocess.DEVNULL
+            server_argv("unix://", home), capture_stderr=True, check=False, stdin=subprocess.DEVNULL
         )
         timings.append(time.perf_counter() - started)
         assert_refused(second.returncode, second.stderr.decode(), in_use(sock))
         assert stat.S_ISSOCK(sock.lstat().st_mode)
-        async with websocket(sock) as ws:
-            assert (await initialize(ws))["codexHome"] == os.fspath(home)
+        async with connect_unix(sock) as ws:
+            assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
         if timings[-1] < 0.5:
             break
     shown = f"refused after {_seconds(timings)}; import alone {_seconds(baselines)}"
@@ -228,8 +225,8 @@ async def test_stale_socket_after_sigkill_is_replaced(procs: Processes, home: Pa
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert stat.S_ISSOCK(sock.lstat().st_mode), "SIGKILL should leave the socket file behind"
     await procs.serve(home)
-    async with websocket(sock) as ws:
-        assert (await initialize(ws))["codexHome"] == os.fspath(home)
+    async with connect_unix(sock) as ws:
+        assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 
 
 def _regular_file(path: Path, tmp: Path) -> Callable[[], None]:
@@ -274,7 +271,7 @@ async def test_non_socket_at_the_path_refuses_and_is_left_alone(
     unchanged = make_obstacle(sock, tmp)
     with trio.fail_after(10):
         result = await trio.run_process(
-            serve_args(home), capture_stderr=True, check=False, stdin=subprocess.DEVNULL
+            server_argv("unix://", home), capture_stderr=True, check=False, stdin=subprocess.DEVNULL
         )
     assert_refused(result.returncode, result.stderr.decode(), not_a_socket(sock))
     unchanged()
@@ -285,7 +282,7 @@ async def test_non_socket_at_a_custom_path_refuses(tmp: Path, home: Path) -> Non
     sock.write_text("keep me")
     with trio.fail_after(10):
         result = await trio.run_process(
-            serve_args(home, f"unix://{sock}"), capture_stderr=True, check=False
+            server_argv(f"unix://{sock}", home), capture_stderr=True, check=False
         )
     assert_refused(result.returncode, result.stderr.decode(), not_a_socket(sock))
     assert sock.read_text() == "keep me"
@@ -299,7 +296,10 @@ async def test_foreign_live_listener_is_already_in_use(home: Path) -> None:
         foreign.listen(16)
         with trio.fail_after(10):
             result = await trio.run_process(
-                serve_args(home), capture_stderr=True, check=False, stdin=subprocess.DEVNULL
+                server_argv("unix://", home),
+                capture_stderr=True,
+                check=False,
+                stdin=subprocess.DEVNULL,
             )
         assert_refused(result.returncode, result.stderr.decode(), in_use(sock))
         assert stat.S_ISSOCK(sock.lstat().st_mode), "the foreign socket was removed"
@@ -310,12 +310,12 @@ async def test_relative_unix_path_is_resolved_against_the_cwd(
 ) -> None:
     cwd = tmp / "cwd"
     cwd.mkdir()
-    server = await procs.spawn(serve_args(home, "unix://relative.sock"), cwd=cwd)
+    server = await procs.spawn(server_argv("unix://relative.sock", home), cwd=cwd)
     sock = cwd / "relative.sock"
     await wait_ready(sock, server)
     assert not lexists(default_socket(home))
-    async with websocket(sock) as ws:
-        assert (await initialize(ws))["codexHome"] == os.fspath(home)
+    async with connect_unix(sock) as ws:
+        assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
     assert f"listening on: unix://{sock}\n" in server.stderr()
     assert await server.stop() == 0
     assert not lexists(sock)
@@ -330,8 +330,8 @@ def _path_of_length(directory: Path, size: int) -> Path:
 async def test_socket_path_of_107_bytes_serves(procs: Processes, tmp: Path, home: Path) -> None:
     sock = _path_of_length(tmp, 107)
     await procs.serve(home, f"unix://{sock}")
-    async with websocket(sock) as ws:
-        assert (await initialize(ws))["codexHome"] == os.fspath(home)
+    async with connect_unix(sock) as ws:
+        assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 
 
 @pytest.mark.parametrize("via", ["unix-path", "home"])
@@ -340,12 +340,12 @@ async def test_socket_path_over_the_sun_path_limit_is_refused(
 ) -> None:
     if via == "unix-path":
         sock = _path_of_length(tmp, 108)
-        args = serve_args(home, f"unix://{sock}")
+        args = server_argv(f"unix://{sock}", home)
     else:
         home = _path_of_length(tmp, 108 - len(os.fsencode("/" + os.fspath(default_socket(Path())))))
         sock = default_socket(home)
         assert len(os.fsencode(sock)) == 108
-        args = serve_args(home)
+        args = server_argv("unix://", home)
     with trio.fail_after(10):
         result = await trio.run_process(args, capture_stderr=True, check=False)
     stderr = result.stderr.decode()
@@ -384,12 +384,14 @@ async def test_simultaneous_unix_launches_make_exactly_one_server(tmp: Path) -> 
         logs.mkdir()
         sock = default_socket(home)
         async with Processes(logs) as procs:
-            launches = [await procs.spawn(serve_args(home)) for _ in range(RACE_LAUNCHES)]
+            launches = [
+                await procs.spawn(server_argv("unix://", home)) for _ in range(RACE_LAUNCHES)
+            ]
             winner, losers = await _one_winner(launches, sock)
             for loser in losers:
                 assert_refused(loser.returncode, loser.stderr(), in_use(sock))
-            async with websocket(sock) as ws:
-                await initialize(ws)
+            async with connect_unix(sock) as ws:
+                await ws.initialize(PLAIN_INITIALIZE)
             assert await winner.stop() == 0, winner.describe()
         assert not lexists(sock)
         assert integrity_check(home / "state.sqlite") == "ok", f"round {round_number}"
@@ -411,8 +413,8 @@ async def test_stdio_and_unix_launches_racing_on_one_home_never_fail_in_sqlite(
         async def stdio_client(home: Path = home, out: list[Any] = stdio_results) -> None:
             with trio.fail_after(20):
                 result = await trio.run_process(
-                    serve_args(home, "stdio://"),
-                    stdin=request_line(1, "initialize", INIT_PARAMS),
+                    server_argv("stdio://", home),
+                    stdin=request_line(1, "initialize", PLAIN_INITIALIZE),
                     capture_stdout=True,
                     capture_stderr=True,
                     check=False,
@@ -421,7 +423,7 @@ async def test_stdio_and_unix_launches_racing_on_one_home_never_fail_in_sqlite(
 
         async with Processes(logs) as procs:
             async with trio.open_nursery() as nursery:
-                launches = [await procs.spawn(serve_args(home)) for _ in range(2)]
+                launches = [await procs.spawn(server_argv("unix://", home)) for _ in range(2)]
                 for _ in range(3):
                     nursery.start_soon(stdio_client)
                 winner, losers = await _one_winner(launches, sock)
@@ -548,7 +550,7 @@ async def test_proxy_carries_a_handshake_and_initialize_to_a_real_server(
     peer = WsprotoOverPipes(proxy.process)
     with trio.fail_after(10):
         await peer.handshake()
-        reply = await peer.request(request_line(1, "initialize", INIT_PARAMS))
+        reply = await peer.request(request_line(1, "initialize", PLAIN_INITIALIZE))
         assert reply["result"]["codexHome"] == os.fspath(home)
         ready = await peer.request(request_line(2, "windowsSandbox/readiness"))
         assert ready["result"] == {"status": "notConfigured"}
@@ -568,7 +570,7 @@ async def test_proxy_exits_when_the_server_closes_without_stdin_closing(
     peer = WsprotoOverPipes(proxy.process)
     with trio.fail_after(10):
         await peer.handshake()
-        await peer.request(request_line(1, "initialize", INIT_PARAMS))
+        await peer.request(request_line(1, "initialize", PLAIN_INITIALIZE))
         assert await server.stop() == 0
         await peer.read_to_eof()
         assert await proxy.process.wait() == 0, proxy.stderr()

@@ -11,6 +11,12 @@ client per process) or one JSON message per WebSocket text frame (unix, ws). Eve
 is kept in `Client.received`, in arrival order; `request` keeps the messages it reads past
 while waiting for its reply, and `next_message` returns those first. Every message from the
 server is checked to be a JSON object without `jsonrpc` (Codex never sends it).
+
+The robustness tests use two more things of the same client and server: a raw WebSocket client
+(`Server.raw_websocket`, hand-framed on a plain socket, so it can send invalid UTF-8, half
+frames, binary frames or a frame of any size and sees the Close code) and probe mode
+(`Client.probe`), in which ids are `req-N` strings, what `reply_to` reads past goes to `skipped`
+and is not returned again, so `next_message` is always the next message on the wire.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -37,6 +44,8 @@ from trio_websocket import (
     connect_websocket_url,
     wrap_client_stream,
 )
+
+from tests.e2e.raw_frames import CLOSE, CONTINUATION, PING, PONG, TEXT, upgrade_request, ws_frame
 
 Kind = Literal["stdio", "unix", "ws"]
 KINDS: Final = ("stdio", "unix", "ws")
@@ -49,6 +58,11 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 POLL_SECONDS: Final = 0.02
 #: Marks a request sent without a `params` key (`None` would send `"params": null`).
 NO_PARAMS: Final[Any] = object()
+#: A request every initialized connection answers at once, and its answer.
+READINESS: Final = "windowsSandbox/readiness"
+READY: Final = {"status": "notConfigured"}
+INVALID_REQUEST: Final = -32600
+OVERLOADED: Final = {"code": -32001, "message": "Server overloaded; retry later."}
 
 APPSERVER: Final = (sys.executable, "-m", "appserver")
 #: Environment variables the server reads; removed so the host's settings cannot leak in.
@@ -58,6 +72,7 @@ SERVER_ENV_VARS: Final = (
     "APPSERVER_HOME",
     "APPSERVER_ORIGINATOR",
     "CODEX_INTERNAL_ORIGINATOR_OVERRIDE",
+    "APPSERVER_STARTUP_LOCK_FD",
 )
 BANNER: Final = re.compile(r"^  listening on: (\S+)$", re.M)
 
@@ -71,6 +86,8 @@ TUI_INITIALIZE: Final = {
         "optOutNotificationMethods": None,
     },
 }
+#: A plain client's `initialize` (no experimental API); what a probe-mode client sends.
+PLAIN_INITIALIZE: Final = {"clientInfo": {"name": "e2e_plain", "version": "1.0.0"}}
 
 
 def server_env() -> dict[str, str]:
@@ -80,12 +97,26 @@ def server_env() -> dict[str, str]:
 
 
 def listen_url(kind: Kind, socket_dir: Path | None) -> str:
+    """The `--listen` URL; `unix://` alone (no `socket_dir`) is the home's control socket."""
     if kind == "stdio":
         return "stdio://"
     if kind == "unix":
-        assert socket_dir is not None
-        return f"unix://{socket_dir / 's.sock'}"
+        return "unix://" if socket_dir is None else f"unix://{socket_dir / 's.sock'}"
     return "ws://127.0.0.1:0"
+
+
+def server_argv(listen: str, home: Path, *extra: str) -> list[str]:
+    return [*APPSERVER, "--listen", listen, "--home", os.fspath(home), *extra]
+
+
+@contextlib.contextmanager
+def short_tempdir(prefix: str = "asr-") -> Iterator[Path]:
+    """A fresh directory under /tmp (pytest's tmp_path can push socket paths past sun_path)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the server ----------------------------------------------------------------------------------
@@ -102,6 +133,7 @@ class Server:
         #: `unix://PATH` or `ws://HOST:PORT`, from the banner (sockets only).
         self.address = ""
         self.stdio_claimed = False
+        self._stdio: StdioClient | None = None
         self._grew = trio.Event()
         self._stderr_closed = False
 
@@ -127,6 +159,58 @@ class Server:
     def url(self) -> str:
         assert self.address.startswith("ws://"), self.address
         return self.address + "/"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.removesuffix("/").rpartition(":")[2])
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def assert_alive(self) -> None:
+        assert self.alive, f"the server died: {self.describe()}"
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    async def wait(self, within: float = TIMEOUT) -> int:
+        with trio.fail_after(within):
+            return await self.process.wait()
+
+    async def open_stream(self) -> trio.abc.Stream:
+        """A plain connection to the listener (no WebSocket upgrade)."""
+        with trio.fail_after(TIMEOUT):
+            if self.kind == "unix":
+                return await trio.open_unix_socket(os.fspath(self.socket_path))
+            assert self.kind == "ws", self.kind
+            return await trio.open_tcp_stream("127.0.0.1", self.port)
+
+    def stdio(self) -> StdioClient:
+        """The stdio server's one client, in probe mode; never closed by the block's end."""
+        assert self.kind == "stdio", self.kind
+        if self._stdio is None:
+            assert not self.stdio_claimed, "a stdio server has exactly one client"
+            self.stdio_claimed = True
+            self._stdio = StdioClient("stdio", self.process, probe=True)
+        return self._stdio
+
+    async def raw_websocket(self, path: str = "/") -> RawWebSocketClient:
+        """A new raw WebSocket client in probe mode, upgraded (not initialized); the caller
+        closes it."""
+        client = RawWebSocketClient("raw", self.kind, await self.open_stream(), probe=True)
+        try:
+            await client.handshake(path)
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    async def probe_client(self) -> Client:
+        """The stdio client, or a new raw WebSocket client; probe mode, not initialized."""
+        if self.kind == "stdio":
+            return self.stdio()
+        return await self.raw_websocket()
 
     async def drain_stderr(self) -> None:
         assert self.process.stderr is not None
@@ -162,14 +246,14 @@ class Server:
             return await self.process.wait()
         raise AssertionError(f"server still running after {within}s: {self.describe()}")
 
-    async def stop(self, within: float = TIMEOUT) -> int:
-        """The clean way out: stdin EOF for stdio, SIGTERM for sockets. The exit status."""
+    async def stop(self, within: float = TIMEOUT, *, signum: int = signal.SIGTERM) -> int:
+        """The clean way out: stdin EOF for stdio, `signum` for sockets. The exit status."""
         if self.kind == "stdio":
             assert self.process.stdin is not None
             with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                 await self.process.stdin.aclose()
         else:
-            self.send_signal(signal.SIGTERM)
+            self.send_signal(signum)
         return await self.wait_exit(within)
 
     async def wait_not_accepting(self, within: float = TIMEOUT) -> None:
@@ -192,11 +276,23 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def spawn_server(kind: Kind, home: Path, *extra: str) -> AsyncIterator[Server]:
-    """Start the real server on `home` and wait until it is ready; always killed at the end."""
-    socket_dir = Path(tempfile.mkdtemp(prefix="ase-", dir="/tmp")) if kind == "unix" else None
+async def spawn_server(
+    kind: Kind,
+    home: Path,
+    *extra: str,
+    home_socket: bool = False,
+    ready: bool = True,
+    check_errors: bool = True,
+) -> AsyncIterator[Server]:
+    """Start the real server on `home` and wait until it is ready; always killed at the end.
+
+    `home_socket`: a unix server listens on the home's control socket (`unix://`) instead of
+    one in a fresh directory. `ready=False`: yield as soon as the process is started.
+    `check_errors=False`: a traceback or ERROR line in its log does not fail the test."""
+    fresh_dir = kind == "unix" and not home_socket
+    socket_dir = Path(tempfile.mkdtemp(prefix="ase-", dir="/tmp")) if fresh_dir else None
     pipe = subprocess.PIPE if kind == "stdio" else subprocess.DEVNULL
-    argv = [*APPSERVER, "--listen", listen_url(kind, socket_dir), "--home", os.fspath(home), *extra]
+    argv = server_argv(listen_url(kind, socket_dir), home, *extra)
     try:
         process = await trio.lowlevel.open_process(
             argv, stdin=pipe, stdout=pipe, stderr=subprocess.PIPE, env=server_env()
@@ -205,10 +301,11 @@ async def spawn_server(kind: Kind, home: Path, *extra: str) -> AsyncIterator[Ser
             async with trio.open_nursery() as nursery:
                 server = Server(kind, home, process)
                 nursery.start_soon(server.drain_stderr)
-                if kind != "stdio":
+                if kind != "stdio" and ready:
                     await server.wait_banner()
                 yield server
-                server.assert_no_errors()
+                if check_errors:
+                    server.assert_no_errors()
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -222,6 +319,39 @@ async def spawn_server(kind: Kind, home: Path, *extra: str) -> AsyncIterator[Ser
     finally:
         if socket_dir is not None:
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def serving(kind: Kind, home: Path, *extra: str) -> contextlib.AbstractAsyncContextManager[Server]:
+    """The robustness tests' server: on the home's own control socket (unix), its log not
+    checked (they provoke errors on purpose)."""
+    home.parent.mkdir(parents=True, exist_ok=True)
+    return spawn_server(kind, home, *extra, home_socket=True, check_errors=False)
+
+
+async def run_to_exit(
+    kind: Kind, home: Path, *extra: str, within: float = TIMEOUT
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a server expected to refuse to start (on the home's socket for unix); one that
+    starts fails the test by timing out."""
+    with trio.fail_after(within):
+        return await trio.run_process(
+            server_argv(listen_url(kind, None), home, *extra),
+            stdin=b"",
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=server_env(),
+            cwd=home.parent if home.parent.is_dir() else "/tmp",
+        )
+
+
+async def wait_until(predicate: Any, what: str, within: float = TIMEOUT) -> None:
+    """Bounded polling of something a real process does (`predicate()` becomes true)."""
+    with trio.move_on_after(within):
+        while not predicate():
+            await trio.sleep(POLL_SECONDS)
+        return
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
 # -- the client ----------------------------------------------------------------------------------
@@ -250,8 +380,26 @@ def same_id(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def request_message(request_id: Any, method: str, params: Any = NO_PARAMS) -> dict[str, Any]:
+    message: dict[str, Any] = {"id": request_id, "method": method}
+    if params is not NO_PARAMS:
+        message["params"] = params
+    return message
+
+
+def encode(message: Any) -> bytes:
+    return json.dumps(message, ensure_ascii=False).encode()
+
+
+def is_reply(message: dict[str, Any]) -> bool:
+    return "method" not in message and ("result" in message or "error" in message)
+
+
 class ClientClosed(AssertionError):
     """The server closed the connection while a message was expected."""
+
+
+Closed = ClientClosed
 
 
 class Client:
@@ -259,8 +407,12 @@ class Client:
 
     kind: Kind
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, probe: bool = False) -> None:
         self.name = name
+        #: Probe mode (see the module doc): `req-N` ids, `params=None` sends no params, what
+        #: `reply_to` reads past goes to `skipped` only.
+        self.probe = probe
+        self.skipped: list[dict[str, Any]] = []
         #: Every message read from the server, in arrival order.
         self.received: list[dict[str, Any]] = []
         self.closed = False
@@ -274,6 +426,10 @@ class Client:
     # -- the transport -----------------------------------------------------------------------
 
     async def _write(self, text: str) -> None:
+        await self.send_payload(text.encode())
+
+    async def send_payload(self, data: bytes) -> None:
+        """One message's bytes, framed by the transport (a line, a text frame), as they are."""
         raise NotImplementedError
 
     async def _read(self) -> str | bytes | None:
@@ -289,15 +445,18 @@ class Client:
         with trio.fail_after(TIMEOUT):
             await self._write(json.dumps(message, ensure_ascii=False))
 
+    def fresh_id(self) -> int | str:
+        number = next(self._ids)
+        return f"req-{number}" if self.probe else number
+
     async def send_request(
         self, method: str, params: Any = NO_PARAMS, *, request_id: Any = None
     ) -> Any:
-        """Send a request (a fresh integer id unless given); its id."""
-        request_id = next(self._ids) if request_id is None else request_id
-        message: dict[str, Any] = {"id": request_id, "method": method}
-        if params is not NO_PARAMS:
-            message["params"] = params
-        await self.send(message)
+        """Send a request (a fresh id unless given); its id."""
+        request_id = self.fresh_id() if request_id is None else request_id
+        if self.probe and params is None:
+            params = NO_PARAMS
+        await self.send(request_message(request_id, method, params))
         return request_id
 
     async def notify(self, method: str, params: Any = NO_PARAMS) -> None:
@@ -331,7 +490,8 @@ class Client:
         return message
 
     async def next_message(self, within: float = TIMEOUT) -> dict[str, Any]:
-        """The next message from the server, whatever it is."""
+        """The next message from the server, whatever it is (read past by `reply_to` first,
+        except in probe mode)."""
         if self._unread:
             return self._unread.popleft()
         return await self._read_message(within)
@@ -383,7 +543,7 @@ class Client:
                 f"{self!r}: no reply to {request_id!r} within {within}s; {self.recent()}"
             ) from None
         finally:
-            self._unread.extend(skipped)
+            (self.skipped if self.probe else self._unread).extend(skipped)
 
     async def request(
         self, method: str, params: Any = NO_PARAMS, *, request_id: Any = None
@@ -406,8 +566,10 @@ class Client:
     async def initialize(
         self, params: dict[str, Any] | None = None, *, request_id: Any = None
     ) -> dict[str, Any]:
-        """`initialize` (the TUI's params unless given), then the `initialized` notification."""
-        result = await self.call("initialize", params or TUI_INITIALIZE, request_id=request_id)
+        """`initialize` (the TUI's params unless given; a plain client's in probe mode), then the
+        `initialized` notification."""
+        params = params or (PLAIN_INITIALIZE if self.probe else TUI_INITIALIZE)
+        result = await self.call("initialize", params, request_id=request_id)
         await self.notify("initialized")
         return result
 
@@ -421,6 +583,19 @@ class Client:
                     out.append(await self._read_message(within))
                 except ClientClosed:
                     return out
+
+    async def assert_ready(self) -> None:
+        """The connection answers `windowsSandbox/readiness` correctly."""
+        request_id = self.fresh_id()
+        reply = await self.request(READINESS, request_id=request_id)
+        assert reply == {"id": request_id, "result": READY}, reply
+
+    async def assert_next_is_ready_reply(self) -> None:
+        """A probe whose reply is the very next message: nothing sent before it got a reply."""
+        request_id = self.fresh_id()
+        await self.send(request_message(request_id, READINESS))
+        message = await self.next_message()
+        assert message == {"id": request_id, "result": READY}, message
 
     def recent(self, count: int = 5) -> str:
         """The last messages received, for failure messages."""
@@ -440,18 +615,24 @@ class Client:
 
 
 class StdioClient(Client):
+    """JSON lines on the server's stdin and stdout; `write` sends any bytes as they are."""
+
     kind: Kind = "stdio"
 
-    def __init__(self, name: str, process: trio.Process) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, process: trio.Process, *, probe: bool = False) -> None:
+        super().__init__(name, probe=probe)
         assert process.stdin is not None
         assert process.stdout is not None
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._buffer = bytearray()
 
-    async def _write(self, text: str) -> None:
-        await self._stdin.send_all(text.encode() + b"\n")
+    async def write(self, data: bytes) -> None:
+        with trio.fail_after(TIMEOUT):
+            await self._stdin.send_all(data)
+
+    async def send_payload(self, data: bytes) -> None:
+        await self.write(data + b"\n")
 
     async def _read(self) -> bytes | None:
         while (end := self._buffer.find(b"\n")) < 0:
@@ -464,16 +645,25 @@ class StdioClient(Client):
         del self._buffer[: end + 1]
         return line
 
-    async def _close(self) -> None:
+    async def close_stdin(self) -> None:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._stdin.aclose()
 
+    async def _close(self) -> None:
+        await self.close_stdin()
+
 
 class WebSocketClient(Client):
+    """One JSON message per text frame, on trio-websocket; `connection` is that connection."""
+
     def __init__(self, name: str, kind: Kind, ws: WebSocketConnection) -> None:
         super().__init__(name)
         self.kind = kind
         self._ws = ws
+
+    @property
+    def connection(self) -> WebSocketConnection:
+        return self._ws
 
     async def _write(self, text: str) -> None:
         await self._ws.send_message(text)
@@ -490,6 +680,129 @@ class WebSocketClient(Client):
         await self._ws.aclose()
 
 
+class RawWebSocketClient(Client):
+    """A WebSocket client on a plain stream: it frames by hand and sees every frame it gets."""
+
+    def __init__(
+        self, name: str, kind: Kind, stream: trio.abc.Stream, *, probe: bool = False
+    ) -> None:
+        super().__init__(name, probe=probe)
+        self.kind = kind
+        self.stream = stream
+        self._buffer = bytearray()
+        self._fragments: list[bytes] = []
+        #: The code of the server's Close frame, once one arrived.
+        self.close_code: int | None = None
+
+    async def _fill(self) -> bool:
+        try:
+            chunk = await self.stream.receive_some(1 << 16)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self._buffer += chunk
+        return True
+
+    async def handshake(self, path: str = "/") -> None:
+        await self.send_raw(upgrade_request(path))
+        with trio.fail_after(TIMEOUT):
+            while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+                if not await self._fill():
+                    raise ClientClosed(f"closed during the handshake: {bytes(self._buffer)!r}")
+        head = bytes(self._buffer[:end])
+        del self._buffer[: end + 4]
+        assert head.startswith(b"HTTP/1.1 101 "), head
+
+    async def send_raw(self, data: bytes) -> None:
+        with trio.fail_after(TIMEOUT):
+            await self.stream.send_all(data)
+
+    async def send_frame(
+        self, opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = None
+    ) -> None:
+        await self.send_raw(ws_frame(opcode, payload, fin=fin, mask=mask))
+
+    async def send_payload(self, data: bytes) -> None:
+        await self.send_frame(TEXT, data)
+
+    async def _read_frame(self) -> tuple[bool, int, bytes] | None:
+        """The next server frame (servers never mask), or None at EOF."""
+        while True:
+            buffer = self._buffer
+            if len(buffer) >= 2:
+                fin, opcode = bool(buffer[0] & 0x80), buffer[0] & 0x0F
+                assert not buffer[1] & 0x80, "the server sent a masked frame"
+                size, offset = buffer[1] & 0x7F, 2
+                if size == 126 and len(buffer) >= 4:
+                    size, offset = struct.unpack("!H", buffer[2:4])[0], 4
+                elif size == 127 and len(buffer) >= 10:
+                    size, offset = struct.unpack("!Q", buffer[2:10])[0], 10
+                if (size < 126 or offset > 2) and len(buffer) >= offset + size:
+                    payload = bytes(buffer[offset : offset + size])
+                    del buffer[: offset + size]
+                    return fin, opcode, payload
+            if not await self._fill():
+                return None
+
+    async def _read(self) -> bytes | None:
+        while self.close_code is None:
+            frame = await self._read_frame()
+            if frame is None:
+                return None
+            fin, opcode, payload = frame
+            if opcode == CLOSE:
+                self.close_code = struct.unpack("!H", payload[:2])[0] if payload else 1005
+                return None
+            if opcode in (PING, PONG):
+                continue
+            assert opcode in (TEXT, CONTINUATION), f"unexpected opcode {opcode}"
+            self._fragments.append(payload)
+            if fin:
+                message = b"".join(self._fragments)
+                self._fragments.clear()
+                message.decode()  # the server only ever sends valid UTF-8 text
+                return message
+        return None
+
+    async def wait_closed(self, within: float = TIMEOUT) -> int | None:
+        """Read (and drop) everything up to the end of the connection; the close code, if any.
+        Fails if the server keeps the connection open for `within` seconds."""
+        with trio.fail_after(within):
+            while not self.eof:
+                if self.close_code is not None:
+                    self._buffer.clear()
+                    await self._fill()
+                else:
+                    await self._read()
+        return self.close_code
+
+    async def _close(self) -> None:
+        await self.stream.aclose()
+
+
+@contextlib.asynccontextmanager
+async def connect_unix(
+    path: Path, resource: str = "/rpc", name: str = "client"
+) -> AsyncIterator[WebSocketClient]:
+    """A connected (not yet initialized) client of the Unix socket at `path`, whoever started
+    the server; disconnected when the block ends."""
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(TIMEOUT):
+            stream = await trio.open_unix_socket(os.fspath(path))
+            # Accept what the server may send (trio-websocket's default is 1 MiB).
+            ws = await wrap_client_stream(
+                nursery, stream, "localhost", resource, max_message_size=MAX_MESSAGE_BYTES
+            )
+        client = WebSocketClient(name, "unix", ws)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
 @contextlib.asynccontextmanager
 async def open_client(kind: Kind, server: Server, name: str = "client") -> AsyncIterator[Client]:
     """A connected (not yet initialized) client; disconnected when the block ends."""
@@ -503,18 +816,16 @@ async def open_client(kind: Kind, server: Server, name: str = "client") -> Async
         finally:
             await client.aclose()
         return
+    if kind == "unix":
+        async with connect_unix(server.socket_path, name=name) as unix_client:
+            yield unix_client
+        return
     async with trio.open_nursery() as nursery:
         with trio.fail_after(TIMEOUT):
             # Accept what the server may send (trio-websocket's default is 1 MiB).
-            if kind == "unix":
-                stream = await trio.open_unix_socket(os.fspath(server.socket_path))
-                ws = await wrap_client_stream(
-                    nursery, stream, "localhost", "/rpc", max_message_size=MAX_MESSAGE_BYTES
-                )
-            else:
-                ws = await connect_websocket_url(
-                    nursery, server.url, max_message_size=MAX_MESSAGE_BYTES
-                )
+            ws = await connect_websocket_url(
+                nursery, server.url, max_message_size=MAX_MESSAGE_BYTES
+            )
         client = WebSocketClient(name, kind, ws)
         try:
             yield client

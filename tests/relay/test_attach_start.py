@@ -15,8 +15,8 @@ import trio
 
 from appserver.home import control_socket_path
 from appserver.transport.unix import probe
-from tests.e2e.robust_helpers import server_env, short_tempdir
 from tests.e2e.test_faults import assert_one_error_line, read_only_bind
+from tests.e2e.transports import server_env, short_tempdir
 
 pytestmark = pytest.mark.e2e
 

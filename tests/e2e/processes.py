@@ -1,8 +1,10 @@
-"""Helpers for the Unix control socket end-to-end tests: real `appserver` processes.
+"""The appserver command's processes, for tests of how they start, race, relay and stop:
+servers on a home's control socket (`Processes.serve`), `proxy` and `attach` relays, and the
+detached servers `attach --start` leaves behind (found by pid).
 
 Every process is spawned through `Processes`, which kills whatever is still running (its own
 children and any detached server left for a home) when its block ends. Readiness is a bounded
-connect poll; a WebSocket client over the socket is `websocket()`.
+connect poll. Talking to a server is `tests.e2e.transports` (`connect_unix`).
 """
 
 from __future__ import annotations
@@ -12,23 +14,27 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import trio
-from trio_websocket import WebSocketConnection, wrap_client_stream
 
-APPSERVER: Final = (sys.executable, "-m", "appserver")
+from tests.e2e.transports import (
+    APPSERVER,
+    NO_PARAMS,
+    POLL_SECONDS,
+    encode,
+    request_message,
+    server_argv,
+    server_env,
+)
+
 READY_TIMEOUT: Final = 10.0
-POLL_SECONDS: Final = 0.02
 #: The server's default control socket, relative to its home.
 CONTROL_SOCKET: Final = Path("app-server-control") / "app-server-control.sock"
-INIT_PARAMS: Final = {"clientInfo": {"name": "e2e_unix", "version": "1.0.0"}}
 
 
 def in_use(path: Path) -> str:
@@ -48,10 +54,6 @@ def default_socket(home: Path) -> Path:
     return home / CONTROL_SOCKET
 
 
-def serve_args(home: Path, listen: str = "unix://", *extra: str) -> list[str]:
-    return [*APPSERVER, "--listen", listen, "--home", os.fspath(home), *extra]
-
-
 def relay_args(command: str, sock: Path | None = None, *extra: str) -> list[str]:
     args = [*APPSERVER, command]
     if sock is not None:
@@ -59,18 +61,8 @@ def relay_args(command: str, sock: Path | None = None, *extra: str) -> list[str]
     return [*args, *extra]
 
 
-def request_line(request_id: int | str, method: str, params: Any = None) -> bytes:
-    message: dict[str, Any] = {"id": request_id, "method": method}
-    if params is not None:
-        message["params"] = params
-    return json.dumps(message).encode() + b"\n"
-
-
-@contextlib.contextmanager
-def short_tempdir(prefix: str = "asu-") -> Iterator[Path]:
-    """A directory under /tmp: pytest's tmp_path can push socket paths over sun_path."""
-    with tempfile.TemporaryDirectory(prefix=prefix, dir="/tmp") as name:
-        yield Path(name)
+def request_line(request_id: int | str, method: str, params: Any = NO_PARAMS) -> bytes:
+    return encode(request_message(request_id, method, params)) + b"\n"
 
 
 def assert_refused(returncode: int | None, stderr: str, message: str) -> None:
@@ -147,7 +139,7 @@ class Processes:
         with stderr_path.open("wb") as stderr:
             started = time.perf_counter()
             process = await trio.lowlevel.open_process(
-                list(args), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd
+                list(args), stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=server_env()
             )
         spawned = Spawned(process, stderr_path, started)
         self.spawned.append(spawned)
@@ -155,7 +147,7 @@ class Processes:
 
     async def serve(self, home: Path, listen: str = "unix://", *extra: str) -> Spawned:
         """Start a server and wait until its socket accepts connections."""
-        server = await self.spawn(serve_args(home, listen, *extra))
+        server = await self.spawn(server_argv(listen, home, *extra))
         await wait_ready(_socket_for(home, listen), server)
         return server
 
@@ -241,46 +233,6 @@ async def wait_pid_exit(pid: int) -> None:
         await trio.lowlevel.wait_readable(pidfd)
     finally:
         os.close(pidfd)
-
-
-@contextlib.asynccontextmanager
-async def websocket(path: Path, resource: str = "/rpc") -> AsyncIterator[WebSocketConnection]:
-    """A WebSocket client connection over the Unix socket at `path`."""
-    stream = await trio.open_unix_socket(os.fspath(path))
-    async with trio.open_nursery() as nursery:
-        with trio.fail_after(5):
-            ws = await wrap_client_stream(nursery, stream, "localhost", resource)
-        try:
-            yield ws
-        finally:
-            with trio.move_on_after(2) as cleanup:
-                cleanup.shield = True
-                await ws.aclose()
-            nursery.cancel_scope.cancel()
-
-
-async def rpc(
-    ws: WebSocketConnection,
-    request_id: int | str,
-    method: str,
-    params: Any = None,
-    within: float = 5.0,
-) -> dict[str, Any]:
-    """Send a request and return its response (notifications in between are skipped)."""
-    await ws.send_message(request_line(request_id, method, params).decode())
-    with trio.fail_after(within):
-        while True:
-            reply: dict[str, Any] = json.loads(await ws.get_message())
-            if reply.get("id") == request_id and "method" not in reply:
-                return reply
-
-
-async def initialize(ws: WebSocketConnection, request_id: int | str = 1) -> dict[str, Any]:
-    reply = await rpc(ws, request_id, "initialize", INIT_PARAMS)
-    assert "result" in reply, reply
-    await ws.send_message(json.dumps({"method": "initialized"}))
-    result: dict[str, Any] = reply["result"]
-    return result
 
 
 def replies_by_id(stdout: bytes) -> dict[Any, dict[str, Any]]:
