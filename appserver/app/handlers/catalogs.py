@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from appserver import features
 from appserver.app.handlers.config import write
+from appserver.app.handlers.sessions import PERMISSION_PROFILE_MODES
 from appserver.app.threads import Threads
 from appserver.config import Edit
 from appserver.processor import RequestContext
@@ -24,8 +25,9 @@ COLLABORATION_MODES: Final = (
     {"name": "Plan", "mode": "plan", "model": None, "reasoning_effort": "medium"},
     {"name": "Default", "mode": "default", "model": None, "reasoning_effort": None},
 )
-#: The built-in permission profiles (`default_permissions`), all allowed.
-PERMISSION_PROFILES: Final = (":read-only", ":workspace", ":danger-full-access")
+#: The built-in permission profiles (`default_permissions`), all allowed: the ones a thread's
+#: `permissions` can select.
+PERMISSION_PROFILES: Final = tuple(PERMISSION_PROFILE_MODES)
 NO_REALTIME: Final = "voice conversations are not available: appserver runs no realtime sessions"
 #: `thread/realtime/listVoices` as Codex 0.169 answers it.
 REALTIME_VOICES: Final = {
