@@ -48,6 +48,10 @@ class FileIndex:
     lines: list[str] = attrs.Factory(list)
     #: Each entry's own name as it is spelled.
     file_names: list[str] = attrs.Factory(list)
+    #: numpy arrays: `is_directory`, and the length of each line of `text` and `names_text`.
+    directory_mask: Any = None
+    lengths: Any = None
+    name_lengths: Any = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,10 +84,11 @@ def _prepare(index: FileIndex) -> None:
     index.text = text + "\n"
     index.names_text = "\n".join(names) + "\n"
     index.names = names
-    lengths = np.fromiter(map(len, normalized), np.int64, len(normalized)) + 1
-    index.offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    name_lengths = np.fromiter(map(len, names), np.int64, len(names)) + 1
-    index.name_offsets = np.concatenate(([0], np.cumsum(name_lengths)[:-1]))
+    index.directory_mask = np.asarray(index.is_directory, bool)
+    index.lengths = np.fromiter(map(len, normalized), np.int64, len(normalized))
+    index.offsets = np.concatenate(([0], np.cumsum(index.lengths + 1)[:-1]))
+    index.name_lengths = np.fromiter(map(len, names), np.int64, len(names))
+    index.name_offsets = np.concatenate(([0], np.cumsum(index.name_lengths + 1)[:-1]))
 
 
 def _list(root: str) -> tuple[list[str], set[str]]:

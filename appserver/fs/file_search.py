@@ -3,18 +3,22 @@ cancelled between them.
 
 Codex's file-name tiers decide the order of work (see `fuzzy_score`): a file whose own name
 matches the whole query outranks every entry that only matches through its path, so those are
-found first, with a regular expression over the names alone (one C-speed scan of short lines),
+found first, with a regular expression over the names alone (a C-speed scan of short lines),
 and scored, on their names, batch by batch with `fuzzy_batch`, best tier first. Only when they
 are fewer than `limit` are the paths themselves scanned (every atom must be a subsequence of
-the path) for the rest. As in nucleo, the best `limit` are chosen by score, then shorter path;
-they are shown by score, then path, as Codex sorts them. Match indices are computed for the
-results only.
+the path) for the rest. Each scan goes `chunk` lines a step, and until something has scored,
+the candidates a chunk yields are scored at once (one batch), so the first results do not wait
+for a scan of the whole tree; the rest are scored once the stage's scan is complete, shortest
+first, `batch` at a time. As in nucleo, the best `limit` are chosen by score, then shorter
+path; they are shown by score, then path, as Codex sorts them. Which entries are scored does
+not depend on the order of the work, so the final results do not depend on `chunk` or `batch`.
+Match indices are computed for the results only.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import attrs
@@ -24,6 +28,10 @@ from appserver.fs.file_index import FileIndex
 
 MATCH_LIMIT: Final = 50
 BATCH: Final = 4096
+#: Lines of an index scanned in one step (~2-25 ms on a quiet machine, by query).
+CHUNK: Final = 16384
+#: The size of the batch scored as soon as a chunk yields candidates, while nothing has scored.
+FIRST_BATCH: Final = 256
 
 
 def subsequence_pattern(needle: str) -> re.Pattern[str]:
@@ -37,11 +45,20 @@ def subsequence_pattern(needle: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-def matching_lines(text: str, offsets: Any, pattern: re.Pattern[str]) -> Any:
-    """Sorted line numbers (numpy int64) of the lines of `text` where `pattern` matches."""
+def matching_lines(
+    text: str, offsets: Any, pattern: re.Pattern[str], start: int = 0, stop: int | None = None
+) -> Any:
+    """Sorted line numbers (numpy int64) of the lines `start` to `stop` (default: the last)
+    of `text` where `pattern` matches."""
     import numpy as np
 
-    starts = np.fromiter((m.start() for m in pattern.finditer(text)), np.int64)
+    lines = len(offsets) if text else 0
+    stop = lines if stop is None else min(stop, lines)
+    if start >= stop:
+        return np.zeros(0, np.int64)
+    end = int(offsets[stop]) if stop < lines else len(text)
+    found = pattern.finditer(text, int(offsets[start]), end)
+    starts = np.fromiter((m.start() for m in found), np.int64)
     return np.searchsorted(offsets, starts, side="right") - 1
 
 
@@ -61,105 +78,142 @@ class QueryRun:
     query: str
     indexes: Sequence[FileIndex]
     limit: int = MATCH_LIMIT
+    chunk: int = CHUNK
+    batch: int = BATCH
+    first_batch: int = FIRST_BATCH
     _atoms: list[str] = attrs.field(init=False)
     _whole: str = attrs.field(init=False)
-    _work: list[_Batch] = attrs.field(init=False, factory=list)
-    _named: list[Any] = attrs.field(init=False, factory=list)
+    _steps: Iterator[None] = attrs.field(init=False)
+    _done: bool = attrs.field(init=False, default=False)
+    #: Per index: the entries the name stage scored for good (not to be scored by path).
+    _by_name: list[list[Any]] = attrs.field(init=False)
     _scored: list[tuple[int, str, int, int]] = attrs.field(init=False, factory=list)
-    _stage: int = attrs.field(init=False, default=0)
     _indices: dict[tuple[int, int], list[int]] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._atoms = fuzzy_score.atoms(self.query)
         self._whole = fuzzy_score.normalize(self.query)
+        self._by_name = [[] for _ in self.indexes]
+        self._steps = self._work()
 
     @property
     def done(self) -> bool:
-        return self._stage == 3
+        return self._done
+
+    @property
+    def has_results(self) -> bool:
+        return bool(self._scored)
 
     def step(self) -> bool:
-        """One bounded piece of work (a scan or a batch); True when the query is complete."""
-        if self._stage == 0:
-            self._stage = 1
-            if self._atoms:
-                self._plan_named()
-        elif self._work:
-            self._score(self._work.pop(0))
-        elif self._stage == 1:
-            self._stage = 2
-            if len(self._scored) < self.limit:
-                self._plan_paths()
-        else:
-            self._stage = 3
-        return self.done
+        """One bounded piece of work (a chunk's scan or a batch); True when the query is
+        complete."""
+        if not self._done:
+            try:
+                next(self._steps)
+            except StopIteration:
+                self._done = True
+        return self._done
 
     def run(self) -> list[dict[str, Any]]:
         while not self.step():
             pass
         return self.results()
 
-    # -- planning ------------------------------------------------------------------------------
+    def _work(self) -> Iterator[None]:
+        if not self._atoms:
+            return
+        subsequence = subsequence_pattern(self._whole)
+        equal = re.compile(f"^{re.escape(self._whole)}$", re.MULTILINE)
+        yield from self._stage(lambda *where: self._scan_names(subsequence, equal, *where))
+        if len(self._scored) < self.limit:
+            # The longest atom first (the fewest lines match it), then the others over those.
+            atoms = sorted(self._atoms, key=len, reverse=True)
+            patterns = [subsequence_pattern(atom) for atom in atoms]
+            yield from self._stage(lambda *where: self._scan_paths(patterns, *where))
 
-    def _plan_named(self) -> None:
+    def _stage(self, scan: Callable[[int, int, int], list[_Batch]]) -> Iterator[None]:
+        pending: list[_Batch] = []
+        for position, index in enumerate(self.indexes):
+            for start in range(0, len(index), self.chunk):
+                found = [b for b in scan(position, start, start + self.chunk) if b.entries.size]
+                yield
+                if found and not self._scored:
+                    first, *rest = self._batches(found, self.first_batch)
+                    self._score(first)
+                    found = rest
+                    yield
+                pending.extend(found)
+        for batch in self._batches(pending):
+            self._score(batch)
+            yield
+
+    def _batches(self, found: list[_Batch], size: int | None = None) -> list[_Batch]:
+        """`found` regrouped by index and tier, best tier first, each group's shortest entries
+        first (a batch is as wide as its longest), `size` (default `batch`) entries at most."""
+        import numpy as np
+
+        groups: dict[tuple[int, int, bool], list[Any]] = {}
+        for part in found:
+            key = (part.index_position, part.tier, part.by_name)
+            groups.setdefault(key, []).append(part.entries)
+        size = size or self.batch
+        out = []
+        for (position, tier, by_name), parts in sorted(groups.items(), key=lambda g: -g[0][1]):
+            index = self.indexes[position]
+            entries = np.concatenate(parts)
+            lengths = (index.name_lengths if by_name else index.lengths)[entries]
+            ordered = entries[np.argsort(lengths, kind="stable")]
+            for start in range(0, ordered.size, size):
+                out.append(_Batch(position, ordered[start : start + size], tier, by_name))
+        return out
+
+    # -- scanning ------------------------------------------------------------------------------
+
+    def _scan_names(
+        self,
+        subsequence: re.Pattern[str],
+        equal: re.Pattern[str],
+        position: int,
+        start: int,
+        stop: int,
+    ) -> list[_Batch]:
         """Files whose own name matches the whole query, and entries whose name equals it."""
         import numpy as np
 
-        pattern = subsequence_pattern(self._whole)
-        for position, index in enumerate(self.indexes):
-            named = matching_lines(index.names_text, index.name_offsets, pattern)
-            self._named.append(named)
-            if named.size == 0:
-                continue
-            is_directory = np.asarray(index.is_directory, bool)[named]
-            equal = np.fromiter(
-                (index.names[i] == self._whole for i in named.tolist()), bool, named.size
-            )
-            self._add_work(position, named[~is_directory & equal], 3, by_name=True)
-            self._add_work(position, named[is_directory & equal], 2, by_name=False)
-            self._add_work(position, named[~is_directory & ~equal], 1, by_name=True)
-        self._work.sort(key=lambda batch: -batch.tier)
+        index = self.indexes[position]
+        named = matching_lines(index.names_text, index.name_offsets, subsequence, start, stop)
+        if named.size == 0:
+            return []
+        is_equal = np.isin(
+            named, matching_lines(index.names_text, index.name_offsets, equal, start, stop)
+        )
+        is_directory = index.directory_mask[named]
+        # Directories whose name only matches are left to the path stage.
+        self._by_name[position].append(named[~is_directory | is_equal])
+        return [
+            _Batch(position, named[~is_directory & is_equal], 3, by_name=True),
+            _Batch(position, named[is_directory & is_equal], 2, by_name=False),
+            _Batch(position, named[~is_directory & ~is_equal], 1, by_name=True),
+        ]
 
-    def _plan_paths(self) -> None:
+    def _scan_paths(
+        self, patterns: list[re.Pattern[str]], position: int, start: int, stop: int
+    ) -> list[_Batch]:
         """Entries that match only through their path: tier 0."""
         import numpy as np
 
-        # The longest atom first (the fewest lines match it), then the others over those lines.
-        atoms = sorted(self._atoms, key=len, reverse=True)
-        patterns = [subsequence_pattern(atom) for atom in atoms]
-        for position, index in enumerate(self.indexes):
-            entries = matching_lines(index.text, index.offsets, patterns[0])
-            for pattern in patterns[1:]:
-                if entries.size == 0:
-                    break
-                subset = [index.lines[i] for i in entries.tolist()]
-                lengths = np.fromiter(map(len, subset), np.int64, len(subset)) + 1
-                offsets = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-                entries = entries[matching_lines("\n".join(subset) + "\n", offsets, pattern)]
+        index = self.indexes[position]
+        entries = matching_lines(index.text, index.offsets, patterns[0], start, stop)
+        for pattern in patterns[1:]:
             if entries.size == 0:
-                continue
-            named = self._named[position] if position < len(self._named) else None
-            if named is not None and named.size:
-                # already scored: files by name, directories only if their name was equal
-                directory = np.asarray(self.indexes[position].is_directory, bool)[named]
-                equal = np.fromiter(
-                    (self.indexes[position].names[i] == self._whole for i in named.tolist()),
-                    bool,
-                    named.size,
-                )
-                done = named[~directory | equal]
-                entries = np.setdiff1d(entries, done, assume_unique=True)
-            self._add_work(position, entries, 0, by_name=False)
-
-    def _add_work(self, position: int, entries: Any, tier: int, *, by_name: bool) -> None:
-        import numpy as np
-
-        if entries.size == 0:
-            return
-        paths = self.indexes[position].paths
-        lengths = np.fromiter((len(paths[i]) for i in entries.tolist()), np.int64, entries.size)
-        ordered = entries[np.argsort(lengths, kind="stable")]
-        for start in range(0, ordered.size, BATCH):
-            self._work.append(_Batch(position, ordered[start : start + BATCH], tier, by_name))
+                return []
+            subset = [index.lines[i] for i in entries.tolist()]
+            offsets = np.concatenate(([0], np.cumsum(index.lengths[entries] + 1)[:-1]))
+            entries = entries[matching_lines("\n".join(subset) + "\n", offsets, pattern)]
+        done = self._by_name[position]
+        if entries.size and done:
+            entries = entries[~np.isin(entries, np.concatenate(done))]
+        return [_Batch(position, entries, 0, by_name=False)]
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -199,13 +253,14 @@ class QueryRun:
         for row in np.flatnonzero((totals > 0) & (totals + bonus >= floor)).tolist():
             item = (int(totals[row]) + bonus, paths[row], batch.index_position, entries[row])
             self._scored.append(item)
-        # nucleo keeps the best by score, then the shorter path
-        self._scored.sort(key=lambda s: (-s[0], len(s[1]), s[1]))
+        # nucleo keeps the best by score, then the shorter path (then, so that the order of the
+        # work does not matter, the path and the root)
+        self._scored.sort(key=lambda s: (-s[0], len(s[1]), s[1], s[2]))
         del self._scored[self.limit :]
 
     def results(self) -> list[dict[str, Any]]:
         out = []
-        for score, path, position, entry in sorted(self._scored, key=lambda s: (-s[0], s[1])):
+        for score, path, position, entry in sorted(self._scored, key=lambda s: (-s[0], s[1], s[2])):
             index = self.indexes[position]
             indices = self._indices.get((position, entry))
             if indices is None:

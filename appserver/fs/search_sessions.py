@@ -6,10 +6,11 @@ IDE asking at every keystroke does not walk the tree each time) and answers the 
 files). A session lists its roots once, when it starts (then `sessionUpdated` with the empty
 query and `sessionCompleted`, as Codex), and every `sessionUpdate` runs over that list: the
 previous query of the session is cancelled, the new one streams `sessionUpdated` snapshots
-(at most one per `SNAPSHOT_SECONDS`, the first as soon as the best-ranked batch is scored) and
-ends with `sessionCompleted`. Notifications go only to the connection that owns the session;
-its sessions end with it. The work runs in worker threads, one bounded step at a time, so a
-cancellation takes effect within one step.
+(the first as soon as anything has scored, then at most one per `SNAPSHOT_SECONDS`, never an
+empty one before the last) and ends with `sessionCompleted`. Notifications go only to the
+connection that owns the session; its sessions end with it. The work runs in worker threads,
+one bounded step at a time (a chunk of the scan or a batch), so a cancellation takes effect
+within one step.
 """
 
 from __future__ import annotations
@@ -177,17 +178,16 @@ class FileSearches:
                 return
             run = QueryRun(query, session.indexes, MATCH_LIMIT)
             sent: list[dict[str, Any]] | None = None
-            last = -SNAPSHOT_SECONDS
+            last = 0.0
             while True:
-                done = await trio.to_thread.run_sync(run.step)
+                done, files, now = await trio.to_thread.run_sync(
+                    _step_and_snapshot, run, bool(sent), last
+                )
                 if scope.cancel_called:
                     return  # a newer query took over while this step ran: say nothing more
-                now = time.monotonic()
-                if done or now - last >= SNAPSHOT_SECONDS:
-                    files = run.results()
-                    if files != sent or (done and sent is None):
-                        await self._notify(session, UPDATED, {"query": query, "files": files})
-                        sent, last = files, now
+                if files is not None and (files != sent or (done and sent is None)):
+                    await self._notify(session, UPDATED, {"query": query, "files": files})
+                    sent, last = files, now
                 if done:
                     break
             if not scope.cancel_called:
@@ -198,3 +198,16 @@ class FileSearches:
             return
         params = {"sessionId": session.session_id, **params}
         await self._router.send(session.connection_id, Notification(method, params))
+
+
+def _step_and_snapshot(
+    run: QueryRun, shown: bool, last: float
+) -> tuple[bool, list[dict[str, Any]] | None, float]:
+    """One step of `run` (in a worker thread), and its results when a snapshot is due: the
+    first as soon as something has scored, then at most one per `SNAPSHOT_SECONDS`, and the
+    final one. An intermediate snapshot is never empty."""
+    done = run.step()
+    now = time.monotonic()
+    if done or (run.has_results and (not shown or now - last >= SNAPSHOT_SECONDS)):
+        return done, run.results(), now
+    return done, None, now
