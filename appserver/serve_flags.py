@@ -20,8 +20,6 @@ import os
 from pathlib import Path
 from typing import Final
 
-import orjson
-
 RECORD_NAME: Final = "server-args.json"
 DAEMON_DIR_NAME: Final = "app-server-daemon"
 
@@ -78,6 +76,8 @@ def record_path(home: Path) -> Path:
 
 def read_record(home: Path) -> list[str]:
     """The recorded server arguments; [] if none (or the file is not ours)."""
+    import orjson  # not at module level: `attach` imports this module and must start fast
+
     try:
         value = orjson.loads(record_path(home).read_bytes())
     except (FileNotFoundError, orjson.JSONDecodeError):
@@ -90,6 +90,8 @@ def read_record(home: Path) -> list[str]:
 
 def write_record(home: Path, args: list[str]) -> None:
     """Replace the record atomically (readers see the old file or the new one)."""
+    import orjson
+
     path = record_path(home)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")

@@ -36,6 +36,7 @@ from appserver.connection import (
     SOCKET_QUEUE_MESSAGES,
     STDIO_QUEUE_MESSAGES,
     Connection,
+    FrameTransport,
     Origin,
     QueueLimits,
     run_connection,
@@ -56,9 +57,10 @@ from appserver.server_requests import ServerRequests
 from appserver.transport import accept
 from appserver.transport.auth import AuthArgs
 from appserver.transport.inbound import DEFAULT_INBOUND_BYTES, InboundBudget
+from appserver.transport.lines import LineTransport
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
 from appserver.transport.peer import describe_peer
-from appserver.transport.stdio import LineTransport, claim_stdio
+from appserver.transport.stdio import claim_stdio
 from appserver.transport.unix import (
     SocketIdentity,
     SocketPathError,
@@ -472,11 +474,9 @@ async def serve_socket_client(
     extra_headers: list[tuple[bytes, bytes]],
     budget: InboundBudget | None = None,
 ) -> None:
-    from appserver.transport.websocket import WebSocketFrames, serve_websocket_client
-
     peer = describe_peer(stream)
 
-    async def serve_frames(frames: WebSocketFrames) -> None:
+    async def serve_transport(transport: FrameTransport) -> None:
         connection = Connection(
             origin,
             disconnectable=True,
@@ -487,7 +487,7 @@ async def serve_socket_client(
         connection.cancel_scope.deadline = trio.current_time() + config.initialize_timeout
         started = time.monotonic()
         log.info("connection %s opened: %s from %s", connection.id, origin.value, peer)
-        await run_connection(connection, frames, processor)
+        await run_connection(connection, transport, processor)
         log.info(
             "connection %s closed: %s from %s, after %.1f s",
             connection.id,
@@ -502,7 +502,14 @@ async def serve_socket_client(
                 config.initialize_timeout,
             )
 
-    await serve_websocket_client(stream, policy, serve_frames, extra_headers, budget=budget)
+    if origin is Origin.UNIX:
+        from appserver.transport.control import serve_control_client
+
+        await serve_control_client(stream, policy, serve_transport, extra_headers, budget)
+    else:
+        from appserver.transport.websocket import serve_websocket_client
+
+        await serve_websocket_client(stream, policy, serve_transport, extra_headers, budget=budget)
 
 
 async def serve_listeners(

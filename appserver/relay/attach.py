@@ -1,14 +1,17 @@
-"""`appserver attach`: stdio JSON lines ⇄ WebSocket text frames on the control socket.
+"""`appserver attach`: stdio JSON lines ⇄ JSON lines on the control socket.
 
 A JSON-lines client (the openai-codex SDK, a script) can share a running server this way. When
-stdin ends, attach waits until every request it forwarded has been answered, then closes the
-WebSocket and exits 0. When the server closes the connection, attach closes stdout and exits:
-0, or 1 if requests it forwarded were left unanswered.
+stdin ends, attach waits until every request it forwarded has been answered, then ends its side
+of the connection and exits 0 once the server has closed it. When the server closes the
+connection, attach closes stdout and exits: 0, or 1 if requests it forwarded were left
+unanswered.
 
-Joining a running server is the common case and must start fast, so this is a lean relay:
-wsproto (sans-io) over a plain socket, `selectors` for waiting, no trio and nothing of the
-server. Only `--start`, when nothing answers yet, imports the trio launcher
-(`appserver.relay.start`).
+Joining a running server is the common case and must start fast, so this is a lean relay: the
+control socket takes JSON lines as well as WebSockets (`appserver.transport.control`), so attach
+needs no WebSocket client, only a plain socket, `selectors` and `json` to follow request ids; no
+trio and nothing of the server. Only `--start`, when nothing answers yet, imports the trio
+launcher (`appserver.relay.start`). Attach therefore joins appserver's control socket, not
+Codex's (whose socket speaks WebSocket only: use `proxy` there).
 """
 
 from __future__ import annotations
@@ -21,26 +24,12 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Ping,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import ProtocolError
-
 from appserver.relay.proxy import connect_error, release_stdout
 from appserver.wire.ids import RequestId, is_request_id
 from appserver.wire.limits import MAX_MESSAGE_BYTES
 
 READ_CHUNK: Final = 64 * 1024
-HANDSHAKE_TIMEOUT: Final = 10.0
-#: After our close frame, how long the server gets to answer it.
+#: After we end our side, how long the server gets to close the connection.
 CLOSE_TIMEOUT: Final = 5.0
 
 
@@ -56,7 +45,9 @@ def _request_id(line: bytes | str) -> RequestId | None:
     return None
 
 
-def _answered_id(frame: bytes | str) -> RequestId | None:
+def _answered_id(frame: bytes) -> RequestId | None:
+    if frame.startswith(b'{"method"'):  # a notification (most lines): not worth parsing
+        return None
     try:
         value = json.loads(frame)
     except ValueError:
@@ -81,9 +72,10 @@ class Lines:
     """JSON lines from stdin: `\\n`-terminated (a `\\r` before it is dropped), the last one
     possibly unterminated; a line over `MAX_MESSAGE_BYTES` ends the input (`oversized`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = MAX_MESSAGE_BYTES) -> None:
         self._buffer = bytearray()
         self._scanned = 0
+        self._max_line = max_line
         self.oversized = False
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -97,9 +89,10 @@ class Lines:
             start = self._scanned = end + 1
         del buffer[:start]
         self._scanned = len(buffer)
-        if len(buffer) > MAX_MESSAGE_BYTES or any(len(x) > MAX_MESSAGE_BYTES for x in lines):
+        limit = self._max_line
+        if len(buffer) > limit or any(len(x) > limit for x in lines):
             self.oversized = True
-            return [x for x in lines if len(x) <= MAX_MESSAGE_BYTES]
+            return [x for x in lines if len(x) <= limit]
         return lines
 
     def end(self) -> list[bytes]:
@@ -111,37 +104,25 @@ class Lines:
 class Relay:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.ws = WSConnection(ConnectionType.CLIENT)
         self.outstanding: set[tuple[type, RequestId]] = set()
         self.input_done = False
         self.close_sent = False
         #: The connection is over (the server closed it, or stdout is gone).
         self.server_gone = False
-        self._text: list[str] = []
-
-    def handshake(self) -> None:
-        self.sock.settimeout(HANDSHAKE_TIMEOUT)
-        self.sock.sendall(self.ws.send(Request(host="localhost", target="/")))
-        while True:
-            data = self.sock.recv(READ_CHUNK)
-            self.ws.receive_data(data or None)
-            for event in self.ws.events():
-                if isinstance(event, AcceptConnection):
-                    self.sock.settimeout(None)
-                    return
-                if isinstance(event, RejectConnection):
-                    raise ConnectionError(f"the server refused the upgrade ({event.status_code})")
-            if not data:
-                raise ConnectionError("the server closed the connection during the upgrade")
+        #: The server's lines are not ours to limit.
+        self._replies = Lines(max_line=sys.maxsize)
 
     def forward_lines(self, lines: list[bytes]) -> None:
+        payload = []
         for line in lines:
             if not line.strip():
                 continue
             request_id = _request_id(line)
             if request_id is not None:
                 self.outstanding.add((type(request_id), request_id))
-            self._send(TextMessage(data=line.decode(errors="replace")))
+            payload.append(line)
+        if payload:
+            self._send(b"\n".join(payload) + b"\n")
 
     def finish_input(self, oversized: bool) -> None:
         if oversized:
@@ -154,51 +135,35 @@ class Relay:
     def close_if_answered(self) -> None:
         if self.input_done and not self.outstanding and not self.close_sent:
             self.close_sent = True
-            self._send(CloseConnection(code=1000))
+            try:
+                self.sock.shutdown(socket.SHUT_WR)  # the server's end of input: it closes
+            except OSError:
+                self.server_gone = True
 
-    def _send(self, event: Event) -> None:
+    def _send(self, data: bytes) -> None:
         if self.server_gone:
             return
         try:
-            self.sock.sendall(self.ws.send(event))
-        except (OSError, ProtocolError):
+            self.sock.sendall(data)
+        except OSError:
             self.server_gone = True
 
     def receive(self, data: bytes) -> None:
-        """Frames from the server, written to stdout one line per message."""
+        """Bytes from the server: whole lines go to stdout as they come."""
+        lines = self._replies.feed(data) if data else self._replies.end()
+        if lines:
+            try:
+                _write_all(1, b"\n".join(lines) + b"\n")
+            except OSError:  # whoever reads our stdout is gone
+                self.server_gone = True
+                return
+            for line in lines:
+                answered = _answered_id(line)
+                if answered is not None:
+                    self.outstanding.discard((type(answered), answered))
+            self.close_if_answered()
         if not data:
             self.server_gone = True
-            return
-        self.ws.receive_data(data)
-        for event in self.ws.events():
-            if isinstance(event, TextMessage | BytesMessage):
-                self._on_message(event)
-            elif isinstance(event, Ping):
-                self._send(event.response())
-            elif isinstance(event, CloseConnection):
-                if not self.close_sent:
-                    self._send(event.response())
-                self.server_gone = True
-
-    def _on_message(self, event: TextMessage | BytesMessage) -> None:
-        if isinstance(event, BytesMessage):
-            chunk = bytes(event.data).decode(errors="replace")
-        else:
-            chunk = event.data
-        self._text.append(chunk)
-        if not event.message_finished:
-            return
-        frame = "".join(self._text).encode()
-        self._text.clear()
-        try:
-            _write_all(1, frame + b"\n")
-        except OSError:  # whoever reads our stdout is gone
-            self.server_gone = True
-            return
-        answered = _answered_id(frame)
-        if answered is not None:
-            self.outstanding.discard((type(answered), answered))
-            self.close_if_answered()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -211,11 +176,6 @@ def relay(sock: socket.socket) -> int:
     stdin = os.dup(0)
     relay = Relay(sock)
     lines = Lines()
-    try:
-        relay.handshake()
-    except (OSError, ConnectionError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     try:
@@ -231,7 +191,7 @@ def relay(sock: socket.socket) -> int:
             timeout = CLOSE_TIMEOUT if relay.close_sent else None
         ready = [key.fd for key, _ in selector.select(timeout)]
         if relay.close_sent and not ready:
-            break  # the server did not answer our close
+            break  # the server did not close the connection after our end of input
         if sock.fileno() in ready:
             try:
                 data = sock.recv(READ_CHUNK)

@@ -193,10 +193,25 @@ class _HeadDeadlines:
 _head_deadlines = _HeadDeadlines()
 
 
-async def front(stream: trio.abc.Stream, policy: FrontPolicy) -> trio.abc.Stream | None:
-    """Serve plain HTTP or refuse; return the stream to upgrade, or None when done with it."""
+def next_head_deadline() -> float:
+    """The deadline for a new connection's request head (spaced from the previous one's)."""
+    return _head_deadlines.next()
+
+
+def missed_head_deadline(name: str) -> None:
+    _head_deadlines.missed(name)
+
+
+async def front(
+    stream: trio.abc.Stream, policy: FrontPolicy, deadline: float | None = None
+) -> trio.abc.Stream | None:
+    """Serve plain HTTP or refuse; return the stream to upgrade, or None when done with it.
+
+    `deadline`: for the whole head, when the caller already started its clock."""
     parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-    with trio.CancelScope(deadline=_head_deadlines.next()) as timeout:
+    if deadline is None:
+        deadline = _head_deadlines.next()
+    with trio.CancelScope(deadline=deadline) as timeout:
         try:
             head = await _read_head(stream, parser)
         except h11.RemoteProtocolError as exc:

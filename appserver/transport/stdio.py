@@ -12,14 +12,10 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Sequence
-from typing import Final
 
 import trio
 
-from appserver.wire.limits import MAX_MESSAGE_BYTES
-
-READ_CHUNK: Final = 64 * 1024
+from appserver.transport.lines import READ_CHUNK
 
 
 class ThreadedFdStream(trio.abc.Stream):
@@ -66,59 +62,3 @@ def claim_stdio() -> tuple[trio.abc.Stream, trio.abc.Stream]:
     os.dup2(devnull, 0)
     os.close(devnull)
     return stream_for_fd(protocol_in), stream_for_fd(protocol_out)
-
-
-class LineTransport:
-    """JSON lines: `\\n`-terminated (a `\\r` before it is dropped), any split across reads."""
-
-    def __init__(
-        self,
-        receive: trio.abc.ReceiveStream,
-        send: trio.abc.SendStream,
-        max_line_bytes: int = MAX_MESSAGE_BYTES,
-    ) -> None:
-        self._receive = receive
-        self._send = send
-        self._max_line = max_line_bytes
-        self._buffer = bytearray()
-        self._start = 0
-        self._scanned = 0
-        self._eof = False
-        self.oversized = False
-
-    async def receive_frame(self) -> bytes | None:
-        buffer = self._buffer
-        while True:
-            end = buffer.find(b"\n", self._scanned)
-            if end - self._start > self._max_line:
-                self.oversized = True
-                return None
-            if end >= 0:
-                line = bytes(buffer[self._start : end])
-                self._start = self._scanned = end + 1
-                if self._start > READ_CHUNK and self._start * 2 > len(buffer):
-                    del buffer[: self._start]
-                    self._start = self._scanned = 0
-                return line[:-1] if line.endswith(b"\r") else line
-            self._scanned = len(buffer)
-            if len(buffer) - self._start > self._max_line:
-                self.oversized = True
-                return None
-            if self._eof:
-                if self._start < len(buffer):
-                    line = bytes(buffer[self._start :])
-                    self._start = self._scanned = len(buffer)
-                    return line
-                return None
-            try:
-                data = await self._receive.receive_some(READ_CHUNK)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b""
-            if not data:
-                self._eof = True
-            else:
-                buffer += data
-
-    async def send_frames(self, frames: Sequence[bytes]) -> None:
-        data = b"\n".join(frames) + b"\n"
-        await self._send.send_all(data)

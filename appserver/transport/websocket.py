@@ -322,10 +322,11 @@ async def serve_websocket_client(
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     budget: InboundBudget | None = None,
+    head_deadline: float | None = None,
 ) -> None:
     """Take one accepted stream through the HTTP front and the upgrade, then `serve` it."""
     try:
-        upgraded = await front(stream, policy)
+        upgraded = await front(stream, policy, head_deadline)
         if upgraded is None:
             return
         received, raw_stream = _unwrap(upgraded)
@@ -361,6 +362,9 @@ async def serve_websocket_client(
 
 
 def _unwrap(upgraded: trio.abc.Stream) -> tuple[bytes, trio.abc.Stream]:
-    if isinstance(upgraded, PrefixedStream):
-        return upgraded.unwrap()
-    return b"", upgraded
+    """The bytes read ahead and the socket stream itself (the frame reader writes to its fd)."""
+    received = b""
+    while isinstance(upgraded, PrefixedStream):  # the control socket's sniffing wraps it too
+        prefix, upgraded = upgraded.unwrap()
+        received += prefix
+    return received, upgraded

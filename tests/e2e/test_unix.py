@@ -131,17 +131,28 @@ async def test_ping_is_answered(procs: Processes, home: Path) -> None:
         await ws.initialize(PLAIN_INITIALIZE)
 
 
-async def test_raw_json_line_instead_of_an_upgrade_is_closed(procs: Processes, home: Path) -> None:
+async def test_raw_json_lines_are_served_next_to_websockets(procs: Processes, home: Path) -> None:
+    """appserver's control socket also speaks JSON lines (what `attach` writes); Codex's drops
+    such a connection (codex-observed §3b). A WebSocket client is served all the same."""
     await procs.serve(home)
     sock = default_socket(home)
     stream = await trio.open_unix_socket(os.fspath(sock))
     received = bytearray()
     async with stream:
-        await stream.send_all(request_line(1, "initialize", PLAIN_INITIALIZE))
+        await stream.send_all(b"\n " + INIT_AND_READINESS)
+        with trio.fail_after(5):
+            while received.count(b"\n") < 2:
+                chunk = await stream.receive_some()
+                assert chunk, received
+                received += chunk
+        await stream.send_eof()
         with trio.fail_after(5):
             while chunk := await stream.receive_some():
-                received += chunk
-    assert received == b"", "no HTTP response to a non-HTTP line (codex-observed §3b)"
+                received += chunk  # the server closes once our input ended
+    replies = [json.loads(line) for line in received.splitlines()]
+    assert [reply["id"] for reply in replies] == [1, "ready"]
+    assert replies[0]["result"]["codexHome"] == os.fspath(home)
+    assert "result" in replies[1]
     async with connect_unix(sock) as ws:
         assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from appserver.connection import FrameTransport
+from appserver.transport.control import serve_control_client
 from appserver.transport.http_front import FrontPolicy
 from appserver.transport.unix import bind_listener
-from appserver.transport.websocket import WebSocketFrames, serve_websocket_client
 
 ATTACH = [sys.executable, "-m", "appserver", "attach", "--sock"]
 
@@ -27,10 +28,10 @@ async def mute_server(nursery: trio.Nursery) -> AsyncIterator[Path]:
         listener = bind_listener(path)
 
         async def handle(stream: trio.SocketStream) -> None:
-            async def serve(frames: WebSocketFrames) -> None:
+            async def serve(frames: FrameTransport) -> None:
                 await frames.receive_frame()
 
-            await serve_websocket_client(stream, FrontPolicy(), serve)
+            await serve_control_client(stream, FrontPolicy(), serve)
 
         nursery.start_soon(trio.serve_listeners, handle, [listener])
         yield path

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from appserver.connection import Connection, Origin, QueueLimits, run_connection
+from appserver.connection import Connection, FrameTransport, Origin, QueueLimits, run_connection
 from appserver.relay.attach import Lines
+from appserver.transport.control import serve_control_client
 from appserver.transport.http_front import FrontPolicy
 from appserver.transport.unix import bind_listener
-from appserver.transport.websocket import WebSocketFrames, serve_websocket_client
 from appserver.wire.limits import MAX_MESSAGE_BYTES
 from tests.harness import initialize_params, make_processor
 
@@ -34,7 +34,7 @@ PROBE = (
     "import sys\n"
     "from appserver.cli import main\n"
     "code = main(['attach', '--sock', sys.argv[1]])\n"
-    "loaded = [m for m in sys.modules if m.split('.')[0] == 'trio' "
+    "loaded = [m for m in sys.modules if m.split('.')[0] in ('trio', 'wsproto', 'h11', 'orjson') "
     "or m in ('appserver.server', 'appserver.processor', 'trio_websocket')]\n"
     "print('LOADED', loaded, file=sys.stderr)\n"
     "sys.exit(code)\n"
@@ -50,11 +50,11 @@ async def server(nursery: trio.Nursery) -> AsyncIterator[Path]:
         listener = bind_listener(path)
 
         async def handle(stream: trio.SocketStream) -> None:
-            async def serve(frames: WebSocketFrames) -> None:
+            async def serve(frames: FrameTransport) -> None:
                 connection = Connection(Origin.UNIX, disconnectable=True, limits=QueueLimits(64))
                 await run_connection(connection, frames, processor)
 
-            await serve_websocket_client(stream, FrontPolicy(), serve)
+            await serve_control_client(stream, FrontPolicy(), serve)
 
         nursery.start_soon(trio.serve_listeners, handle, [listener])
         yield path
@@ -64,7 +64,7 @@ def replies(stdout: bytes) -> list[object]:
     return [json.loads(line)["id"] for line in stdout.splitlines()]
 
 
-async def test_attach_relays_and_exits_without_importing_trio_or_the_server(server: Path) -> None:
+async def test_attach_relays_and_exits_without_importing_trio_websockets_or_the_server(server: Path) -> None:
     with trio.fail_after(20):
         result = await trio.run_process(
             [sys.executable, "-c", PROBE, os.fspath(server)],

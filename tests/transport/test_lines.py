@@ -14,7 +14,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appserver.transport.stdio import READ_CHUNK, LineTransport
+from appserver.transport.inbound import InboundBudget
+from appserver.transport.lines import READ_CHUNK, LineTransport
 
 
 class RecordingReceiveStream(trio.abc.ReceiveStream):
@@ -246,3 +247,56 @@ async def test_any_lines_with_any_chunking_come_back_in_order(
     assert frames == lines
     assert reads == [*chunks, b""]
     assert not transport.oversized
+
+
+async def test_a_line_longer_than_a_read_is_charged_to_the_budget_until_handed_on() -> None:
+    budget = InboundBudget(limit=10 * READ_CHUNK)
+    send, receive = trio.testing.lockstep_stream_one_way_pair()
+    transport = LineTransport(receive, trio.testing.MemorySendStream(), budget=budget)
+    line = b"x" * (3 * READ_CHUNK)
+    async with trio.open_nursery() as nursery:
+
+        async def feed() -> None:
+            for start in range(0, len(line), READ_CHUNK):
+                await send.send_all(line[start : start + READ_CHUNK])
+            # Charged a read at a time before each read after the first: what the line holds.
+            assert budget.used == 3 * READ_CHUNK
+            await send.send_all(b"\n{}\n")
+
+        nursery.start_soon(feed)
+        assert await transport.receive_frame() == line
+        assert budget.used == 0
+        assert await transport.receive_frame() == b"{}"
+    assert budget.peak == 3 * READ_CHUNK
+
+
+async def test_a_reader_waits_for_the_budget_and_reads_nothing_meanwhile() -> None:
+    budget = InboundBudget(limit=READ_CHUNK)
+    await budget.acquire(READ_CHUNK)  # another connection's big message holds it all
+    stream = trio.testing.MemoryReceiveStream()
+    stream.put_data(b"y" * READ_CHUNK)
+    transport = LineTransport(stream, trio.testing.MemorySendStream(), budget=budget)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(transport.receive_frame)
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.waiting == 1
+        stream.put_data(b"z\n")
+        await trio.testing.wait_all_tasks_blocked()
+        assert budget.waiting == 1, "it must not read on while waiting"
+        budget.release(READ_CHUNK)
+    assert budget.used == 0
+
+
+async def test_release_budget_gives_back_a_partial_line_when_the_connection_ends() -> None:
+    budget = InboundBudget(limit=10 * READ_CHUNK)
+    stream = trio.testing.MemoryReceiveStream()
+    stream.put_data(b"y" * READ_CHUNK)
+    transport = LineTransport(stream, trio.testing.MemorySendStream(), budget=budget)
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(transport.receive_frame)
+            await trio.testing.wait_all_tasks_blocked()
+            assert budget.used == READ_CHUNK
+            scope.cancel()
+    transport.release_budget()
+    assert budget.used == 0
