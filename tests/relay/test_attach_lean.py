@@ -64,7 +64,9 @@ def replies(stdout: bytes) -> list[object]:
     return [json.loads(line)["id"] for line in stdout.splitlines()]
 
 
-async def test_attach_relays_and_exits_without_importing_trio_websockets_or_the_server(server: Path) -> None:
+async def test_attach_relays_and_exits_without_importing_trio_websockets_or_the_server(
+    server: Path,
+) -> None:
     with trio.fail_after(20):
         result = await trio.run_process(
             [sys.executable, "-c", PROBE, os.fspath(server)],
