@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -16,6 +17,7 @@ import orjson
 
 from appserver.protocol.initialize import CODEX_COMPAT_VERSION
 from appserver.protocol.v2 import JsonObject, Thread, Turn
+from appserver.wire.converter import unstructure
 
 MODEL_PROVIDER = "appserver"
 INTERRUPTED_BY_RESTART = {"message": "the server stopped while this turn was running"}
@@ -48,6 +50,23 @@ class TurnState:
     error: JsonObject | None = None
     #: Set on a compaction turn: the summary that stands for every turn before it.
     compaction_summary: str | None = None
+    #: `wire_json()` of the finished turn, with what it was made from.
+    _wire_json: tuple[tuple[Any, ...], bytes] | None = attrs.field(
+        default=None, init=False, repr=False
+    )
+
+    def wire_json(self) -> bytes:
+        """`to_wire()` as JSON, made once the turn has finished (`Turn.history` sends every
+        earlier turn to the agent at each turn). A finished turn does not change; the key
+        would notice if it did."""
+        key = (self.status, self.completed_at, self.duration_ms, len(self.items), self.error)
+        cached = self._wire_json
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        data = orjson.dumps(unstructure(self.to_wire()))
+        if self.status != "inProgress":
+            self._wire_json = (key, data)
+        return data
 
     def to_wire(self, items_view: str = "full") -> Turn:
         items = [] if items_view == "notLoaded" else [r.item for r in self.items]
@@ -173,8 +192,14 @@ def save_thread(db: sqlite3.Connection, thread: ThreadState) -> None:
     )
 
 
-def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> None:
-    """The turn, all its items and the thread row, in one transaction."""
+def save_turn(
+    db: sqlite3.Connection,
+    thread: ThreadState,
+    turn: TurnState,
+    ahead: Sequence[ItemRecord] = (),
+) -> None:
+    """The turn, all its items and the thread row, in one transaction; `ahead` are items saved
+    after the turn's own before they are reported (see `TurnRun.save_accepted`)."""
     if thread.ephemeral:
         return
     data = orjson.dumps(
@@ -211,7 +236,7 @@ def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> N
                         }
                     ),
                 )
-                for seq, record in enumerate(record for record in turn.items)
+                for seq, record in enumerate([*turn.items, *ahead])
             ],
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -20,6 +20,7 @@ import trio
 from appserver.app.agents import Agent
 from appserver.app.store import StateStore
 from appserver.app.thread_state import (
+    ItemRecord,
     ThreadState,
     TurnState,
     delete_thread,
@@ -187,8 +188,10 @@ class Threads:
     async def save(self, thread: ThreadState) -> None:
         await self.store.run(save_thread, thread)
 
-    async def save_turn(self, thread: ThreadState, turn: TurnState) -> None:
-        await self.store.run(save_turn, thread, turn)
+    async def save_turn(
+        self, thread: ThreadState, turn: TurnState, ahead: Sequence[ItemRecord] = ()
+    ) -> None:
+        await self.store.run(save_turn, thread, turn, ahead)
 
     async def delete(self, thread_id: str) -> bool:
         self.loaded.pop(thread_id, None)

@@ -7,14 +7,14 @@ The store is real; only its turn writes are made to fail, as a full disk makes t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from appserver.app import thread_state
-from appserver.app.thread_state import ThreadState, TurnState
+from appserver.app.thread_state import ItemRecord, ThreadState, TurnState
 from tests.app.app_harness import (
     AppHarness,
     completed_turn,
@@ -38,11 +38,16 @@ def failing_when(monkeypatch: pytest.MonkeyPatch, fails: Callable[[TurnState], b
     real = thread_state.save_turn
     failed: list[str] = []
 
-    def save_turn(db: sqlite3.Connection, thread: ThreadState, turn: TurnState) -> None:
+    def save_turn(
+        db: sqlite3.Connection,
+        thread: ThreadState,
+        turn: TurnState,
+        ahead: Sequence[ItemRecord] = (),
+    ) -> None:
         if fails(turn):
             failed.append(turn.id)
             raise sqlite3.OperationalError(DISK_FULL)
-        real(db, thread, turn)
+        real(db, thread, turn, ahead)
 
     monkeypatch.setattr(thread_state, "save_turn", save_turn)
     monkeypatch.setattr("appserver.app.threads.save_turn", save_turn)

@@ -207,7 +207,7 @@ async def begin_turn(
     )
     loaded.active = run
     try:
-        await threads.save_turn(state, turn)
+        await run.save_accepted()
     except BaseException:
         state.turns.remove(turn)
         loaded.active = None
