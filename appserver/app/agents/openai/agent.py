@@ -24,7 +24,11 @@ from appserver.app.agents.base import MessageStream, ReasoningStream, Turn, Turn
 from appserver.app.agents.openai import settings as settings_module
 from appserver.app.agents.openai.client import MAX_RETRIES, STREAM_MAX_RETRIES, Endpoint
 from appserver.app.agents.openai.conversation import Message, history_messages, user_content
-from appserver.app.agents.openai.instructions import build_instructions
+from appserver.app.agents.openai.instructions import (
+    Signature,
+    docs_signature,
+    signed_instructions,
+)
 from appserver.app.agents.openai.sse import SseDecoder
 from appserver.app.agents.openai.tools import TOOLS, call_tool
 from appserver.app.agents.openai.wire import (
@@ -102,6 +106,10 @@ class OpenAIAgent:
         #: Instructions per thread, built at the thread's first turn in this process (as Codex
         #: reads AGENTS.md once per session).
         self._instructions: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+        #: The latest instructions built per (cwd, approval policy), with the signature of the
+        #: AGENTS.md files they were built from: a new thread there reuses them while that
+        #: signature (a few `stat` calls) is unchanged, instead of a worker-thread hop.
+        self._built: OrderedDict[tuple[str, str], tuple[Signature, str]] = OrderedDict()
 
     def configure(self, config: Config) -> None:
         """Called by the server before serving: its live configuration (`HOME/config.toml`
@@ -163,10 +171,28 @@ class OpenAIAgent:
         key = (turn.thread_id, turn.cwd, policy if isinstance(policy, str) else "on-request")
         instructions = self._instructions.get(key)
         if instructions is None:
-            instructions = await trio.to_thread.run_sync(build_instructions, key[1], key[2])
+            instructions = await self._current_instructions(key[1], key[2])
             self._instructions[key] = instructions
             if len(self._instructions) > INSTRUCTIONS_CACHE:
                 self._instructions.popitem(last=False)
+        return instructions
+
+    async def _current_instructions(self, cwd: str, policy: str) -> str:
+        place = (cwd, policy)
+        built = self._built.get(place)
+        if built is not None:
+            try:
+                unchanged = docs_signature(cwd) == built[0]
+            except (OSError, RuntimeError):
+                unchanged = False
+            if unchanged:
+                self._built.move_to_end(place)
+                return built[1]
+        signature, instructions = await trio.to_thread.run_sync(signed_instructions, cwd, policy)
+        self._built[place] = (signature, instructions)
+        self._built.move_to_end(place)
+        if len(self._built) > INSTRUCTIONS_CACHE:
+            self._built.popitem(last=False)
         return instructions
 
     async def run_turn(self, turn: Turn) -> None:

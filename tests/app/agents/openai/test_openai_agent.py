@@ -13,6 +13,7 @@ import trio
 
 from appserver.app.agents.echo import EchoAgent
 from appserver.app.agents.openai import OpenAIAgent
+from appserver.app.agents.openai import agent as agent_module
 from tests.app.app_harness import (
     AppHarness,
     Client,
@@ -409,6 +410,47 @@ async def test_agents_md_goes_into_the_instructions(
     system = fake.chat_requests()[0]["messages"][0]["content"]
     assert system.index("Always answer in French.") < system.index("Use tabs in this package.")
     assert f"<cwd>{sub}</cwd>" in system
+
+
+async def test_agents_md_is_read_once_per_place_until_it_changes(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new thread in the same cwd reuses the instructions built for an earlier one while the
+    AGENTS.md files are unchanged, and reads them again once they change; a thread keeps the
+    instructions of its first turn (Codex reads AGENTS.md once per session)."""
+    builds: list[str] = []
+    real = agent_module.signed_instructions
+
+    def counted(cwd: str, policy: str) -> Any:
+        builds.append(cwd)
+        return real(cwd, policy)
+
+    monkeypatch.setattr(agent_module, "signed_instructions", counted)
+    (workdir / ".git").mkdir()
+    (workdir / "AGENTS.md").write_text("Always answer in French.")
+    sub = workdir / "pkg"
+    sub.mkdir()
+    client = await app.client()
+
+    async def system_of_a_turn(thread_id: str) -> str:
+        await run_turn(client, thread_id, "hi")
+        content: str = fake.chat_requests()[-1]["messages"][0]["content"]
+        return content
+
+    first = await thread_in(client, sub)
+    before = await system_of_a_turn(first)
+    assert "Always answer in French." in before
+    assert await system_of_a_turn(await thread_in(client, sub)) == before
+    assert len(builds) == 1
+    (sub / "AGENTS.md").write_text("Use tabs in this package.")
+    changed = await system_of_a_turn(await thread_in(client, sub))
+    assert "Use tabs in this package." in changed
+    (workdir / "AGENTS.md").write_text("Always answer in German.")
+    edited = await system_of_a_turn(await thread_in(client, sub))
+    assert "Always answer in German." in edited
+    assert "Use tabs in this package." in edited
+    assert len(builds) == 3
+    assert await system_of_a_turn(first) == before
 
 
 async def test_model_list_shows_the_endpoint_models_and_thread_start_uses_one(

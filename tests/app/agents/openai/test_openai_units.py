@@ -4,18 +4,25 @@ settings resolution, AGENTS.md discovery, history conversion and the shell tool'
 from __future__ import annotations
 
 import base64
+import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appserver.app.agents.base import CommandOutcome
 from appserver.app.agents.openai.conversation import history_messages, user_content
-from appserver.app.agents.openai.instructions import build_instructions, project_docs
+from appserver.app.agents.openai.instructions import (
+    DOC_NAMES,
+    build_instructions,
+    docs_signature,
+    project_docs,
+)
 from appserver.app.agents.openai.safety import display_command, is_known_safe_command
 from appserver.app.agents.openai.settings import NO_KEY, resolve
 from appserver.app.agents.openai.sse import SseDecoder
@@ -272,6 +279,50 @@ def test_without_a_repo_only_the_cwd_counts(tmp_path: Path) -> None:
     child.mkdir()
     (child / "AGENTS.md").write_text("child")
     assert [text for _, text in project_docs(child)] == ["child"]
+
+
+doc_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.integers(0, 2), st.sampled_from(DOC_NAMES)),
+        st.tuples(st.just("delete"), st.integers(0, 2), st.sampled_from(DOC_NAMES)),
+        st.tuples(st.just("git"), st.integers(0, 2), st.just("")),
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(operations=doc_operations)
+def test_an_unchanged_docs_signature_means_unchanged_docs(
+    operations: list[tuple[str, int, str]],
+) -> None:
+    """Files written, deleted, `.git` made or removed at any level: whenever the signature stays
+    the same, what discovery reads stays the same (edits here change a file's size: an edit
+    keeping it within one tick of the file system's clock is what the signature cannot see)."""
+    lengths = itertools.count(1)
+    with tempfile.TemporaryDirectory() as top:
+        levels = [
+            Path(top) / "outer",
+            Path(top) / "outer" / "repo",
+            Path(top) / "outer" / "repo" / "pkg",
+        ]
+        levels[-1].mkdir(parents=True)
+        cwd = levels[-1]
+        signature, docs = docs_signature(cwd), project_docs(cwd)
+        for kind, level, name in operations:
+            directory = levels[level]
+            if kind == "write":
+                (directory / name).write_text(f"{name} " + "x" * next(lengths))
+            elif kind == "delete":
+                (directory / name).unlink(missing_ok=True)
+            elif (directory / ".git").exists():
+                (directory / ".git").rmdir()
+            else:
+                (directory / ".git").mkdir()
+            now_signature, now_docs = docs_signature(cwd), project_docs(cwd)
+            if now_signature == signature:
+                assert now_docs == docs
+            signature, docs = now_signature, now_docs
 
 
 # -- history ------------------------------------------------------------------------------------
