@@ -123,8 +123,7 @@ class QueryRun:
         if not self._atoms:
             return
         subsequence = subsequence_pattern(self._whole)
-        equal = re.compile(f"^{re.escape(self._whole)}$", re.MULTILINE)
-        yield from self._stage(lambda *where: self._scan_names(subsequence, equal, *where))
+        yield from self._stage(lambda *where: self._scan_names(subsequence, *where))
         if len(self._scored) < self.limit:
             # The longest atom first (the fewest lines match it), then the others over those.
             atoms = sorted(self._atoms, key=len, reverse=True)
@@ -170,23 +169,16 @@ class QueryRun:
     # -- scanning ------------------------------------------------------------------------------
 
     def _scan_names(
-        self,
-        subsequence: re.Pattern[str],
-        equal: re.Pattern[str],
-        position: int,
-        start: int,
-        stop: int,
+        self, subsequence: re.Pattern[str], position: int, start: int, stop: int
     ) -> list[_Batch]:
         """Files whose own name matches the whole query, and entries whose name equals it."""
-        import numpy as np
 
         index = self.indexes[position]
         named = matching_lines(index.names_text, index.name_offsets, subsequence, start, stop)
         if named.size == 0:
             return []
-        is_equal = np.isin(
-            named, matching_lines(index.names_text, index.name_offsets, equal, start, stop)
-        )
+        # a name that holds the query as a subsequence and is as long is the query
+        is_equal = index.name_lengths[named] == len(self._whole)
         is_directory = index.directory_mask[named]
         # Directories whose name only matches are left to the path stage.
         self._by_name[position].append(named[~is_directory | is_equal])

@@ -51,14 +51,14 @@ def reference(query: str, indexes: list[FileIndex], limit: int) -> list[dict[str
     ]
 
 
-segment = st.text(alphabet="abcAB_.-1", min_size=1, max_size=6)
+segment = st.text(alphabet="abcAB_.-1é", min_size=1, max_size=6)
 trees = st.lists(st.lists(segment, min_size=1, max_size=4).map("/".join), min_size=1, max_size=40)
 
 
 @settings(max_examples=150, deadline=None)
 @given(
     roots=st.lists(trees, min_size=1, max_size=2),
-    query=st.text(alphabet="abcAB_.1 ", min_size=1, max_size=5).filter(str.strip),
+    query=st.text(alphabet="abcAB_.1 É", min_size=1, max_size=5).filter(str.strip),
     limit=st.integers(1, 8),
     chunk=st.integers(1, 50),
     batch=st.integers(1, 20),
