@@ -88,7 +88,7 @@ def _positive_float(value: str) -> float:
 
 def serve_parser() -> argparse.ArgumentParser:
     from appserver.ingress import DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION
-    from appserver.transport.auth import AuthMode
+    from appserver.transport.auth_flags import AuthMode
 
     parser = argparse.ArgumentParser(
         prog="appserver",
@@ -397,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_sandbox(allow_unsandboxed=True)
 
     from appserver.config import ConfigError
-    from appserver.transport.auth import AuthArgs
+    from appserver.transport.auth_flags import AuthArgs
     from appserver.transport.listen import DEFAULT_LISTEN_URL, parse_listen_url
 
     try:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from appserver import __version__, sandbox
+from appserver import __version__
 from appserver.address_file import remove_address_file, write_address_file
 from appserver.app import static
 from appserver.app.agents import Agent, AgentError, load_agent
@@ -55,12 +55,11 @@ from appserver.registry import Registry
 from appserver.router import Router
 from appserver.server_requests import ServerRequests
 from appserver.transport import accept
-from appserver.transport.auth import AuthArgs
+from appserver.transport.auth_flags import AuthArgs
 from appserver.transport.inbound import DEFAULT_INBOUND_BYTES, InboundBudget
 from appserver.transport.lines import LineTransport
 from appserver.transport.listen import ListenTarget, Off, Stdio, Unix, WebSocket
 from appserver.transport.peer import describe_peer
-from appserver.transport.stdio import claim_stdio
 from appserver.transport.unix import (
     SocketIdentity,
     SocketPathError,
@@ -170,10 +169,6 @@ def build_app(
     *,
     lazy: bool = False,
 ) -> App:
-    # Confined commands must not reach the control socket (an escape) nor the state.
-    sandbox.hide(str(config.home))
-    if (socket_path := socket_path_for(config)) is not None:
-        sandbox.hide(str(socket_path))
     registry = Registry()
     router = Router()
     server_requests = ServerRequests(router)
@@ -189,8 +184,15 @@ def build_app(
     settings = user_config
 
     def load() -> Threads:
+        from appserver import sandbox
         from appserver.app import handlers
         from appserver.app.threads import Threads
+
+        # Before anything can run a command: confined commands must not reach the control
+        # socket (an escape) nor the state.
+        sandbox.hide(str(config.home))
+        if (socket_path := socket_path_for(config)) is not None:
+            sandbox.hide(str(socket_path))
 
         default_agent = next(iter(agents))
         threads = Threads(
@@ -306,6 +308,8 @@ async def serve(config: ServerConfig, lock: StartupLock | None = None) -> None:
     agents = load_agents(config.agents)
     user_config = load_user_config(config)
     if isinstance(config.listen, Stdio):
+        from appserver.transport.stdio import claim_stdio
+
         receive, send = claim_stdio()
         started = await start(config, lock)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import hmac
 import re
@@ -22,30 +21,14 @@ from typing import Any, Final
 import attrs
 import orjson
 
+from appserver.transport.auth_flags import AuthArgs, AuthMode
+
 DEFAULT_MAX_CLOCK_SKEW_SECONDS: Final = 30
 MIN_SHARED_SECRET_BYTES: Final = 32
 
 
 class AuthConfigError(Exception):
     """Bad auth flags or secrets: the server refuses to start with this message."""
-
-
-class AuthMode(enum.Enum):
-    CAPABILITY_TOKEN = "capability-token"
-    SIGNED_BEARER_TOKEN = "signed-bearer-token"
-
-
-@attrs.frozen
-class AuthArgs:
-    """The `--ws-*` flags as given."""
-
-    mode: AuthMode | None = None
-    token_file: str | None = None
-    token_sha256: str | None = None
-    shared_secret_file: str | None = None
-    issuer: str | None = None
-    audience: str | None = None
-    max_clock_skew_seconds: int | None = None
 
 
 @attrs.frozen

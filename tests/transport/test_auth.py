@@ -22,9 +22,7 @@ from hypothesis import strategies as st
 
 from appserver.transport.auth import (
     DEFAULT_MAX_CLOCK_SKEW_SECONDS,
-    AuthArgs,
     AuthConfigError,
-    AuthMode,
     CapabilityTokenPolicy,
     Policy,
     SignedBearerPolicy,
@@ -33,6 +31,7 @@ from appserver.transport.auth import (
     sign_hs256,
     verify_hs256,
 )
+from appserver.transport.auth_flags import AuthArgs, AuthMode
 
 NOW = 1_750_000_000
 SECRET = b"0123456789abcdef0123456789abcdef-signed"
