@@ -64,10 +64,14 @@ def bwrap_argv(
     for root in roots:
         args += ["--bind", root, root]
     args += protected_binds(roots)
+    covered: list[str] = []
     for path in hidden:
         resolved = os.path.realpath(path)
+        if _under(resolved, covered):
+            continue  # inside a hidden directory already (the home's own control socket)
         if os.path.isdir(resolved):
             if not _under(os.path.realpath(cwd), [resolved]):
+                covered.append(resolved)
                 args += [
                     "--perms",
                     "0555",

@@ -17,6 +17,7 @@ from tests.e2e.transports import (
     Client,
     Kind,
     open_client,
+    short_tempdir,
     spawn_server,
 )
 from tests.sandbox_checks import require_bwrap, running_with
@@ -242,3 +243,30 @@ async def test_a_confined_command_cannot_reach_the_control_socket(
         )
         assert unconfined["exitCode"] == 0
         assert "state.sqlite" in unconfined["stdout"]
+
+
+async def test_confined_commands_run_when_the_socket_is_the_homes_own(tmp_path: Path) -> None:
+    """`--listen unix://` puts the socket inside the home: hiding the home covers it (bwrap
+    cannot mount over a path inside the read-only tmpfs that hides the home)."""
+    await require_bwrap()
+    with short_tempdir() as short:
+        await _confined_commands_with_the_home_socket(short / "home", tmp_path)
+
+
+async def _confined_commands_with_the_home_socket(home: Path, tmp_path: Path) -> None:
+    async with (
+        spawn_server("unix", home, home_socket=True) as server,
+        open_client("unix", server) as client,
+    ):
+        await client.initialize()
+        probe = "import os, sys; print(sorted(os.listdir(sys.argv[1])))"
+        for policy in ({"type": "readOnly"}, {"type": "workspaceWrite"}):
+            result = await client.call(
+                "command/exec",
+                {
+                    "command": ["python3", "-c", probe, str(home)],
+                    "cwd": str(tmp_path),
+                    "sandboxPolicy": policy,
+                },
+            )
+            assert result == {"exitCode": 0, "stdout": "[]\n", "stderr": ""}, policy

@@ -135,3 +135,21 @@ def test_hidden_directories_get_an_empty_read_only_tmpfs(tmp_path: Path) -> None
     ]
     inside = bwrap_argv(["x"], READ_ONLY, str(home), hidden=[str(home)])
     assert "--tmpfs" not in inside
+
+
+def test_a_hidden_path_inside_a_hidden_directory_is_left_to_it(tmp_path: Path) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    (home / "control").mkdir(parents=True)
+    cwd.mkdir()
+    sock = home / "control" / "s.sock"
+    sock.touch()
+    argv = bwrap_argv(["x"], READ_ONLY, str(cwd), hidden=[str(home), str(sock)])
+    assert argv.count("--tmpfs") == 1
+    assert str(sock) not in argv  # bwrap cannot mount inside the read-only tmpfs
+    # With the cwd inside the home, the home stays visible and the socket is still hidden.
+    inside = bwrap_argv(["x"], READ_ONLY, str(home), hidden=[str(home), str(sock)])
+    assert inside[inside.index("--unshare-pid") - 3 : inside.index("--unshare-pid")] == [
+        "--ro-bind",
+        "/dev/null",
+        str(sock),
+    ]
