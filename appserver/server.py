@@ -491,7 +491,10 @@ async def serve_socket_client(
         connection.cancel_scope.deadline = trio.current_time() + config.initialize_timeout
         started = time.monotonic()
         log.info("connection %s opened: %s from %s", connection.id, origin.value, peer)
-        await run_connection(connection, transport, processor)
+        # A JSON-lines client ends its input as on stdio, and may still read the answers; a
+        # WebSocket's end of input is its close.
+        drain = config.drain_timeout if isinstance(transport, LineTransport) else 0.0
+        await run_connection(connection, transport, processor, drain_timeout=drain)
         log.info(
             "connection %s closed: %s from %s, after %.1f s",
             connection.id,

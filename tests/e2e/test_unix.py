@@ -157,6 +157,30 @@ async def test_raw_json_lines_are_served_next_to_websockets(procs: Processes, ho
         assert (await ws.initialize(PLAIN_INITIALIZE))["codexHome"] == os.fspath(home)
 
 
+async def test_a_json_lines_client_that_ends_its_input_still_gets_running_answers(
+    procs: Processes, home: Path
+) -> None:
+    """As on stdio: the end of a JSON-lines client's input lets running requests answer."""
+    await procs.serve(home)
+    stream = await trio.open_unix_socket(os.fspath(default_socket(home)))
+    command = {
+        "command": ["sh", "-c", "sleep 0.3; echo late"],
+        "sandboxPolicy": {"type": "dangerFullAccess"},
+    }
+    received = bytearray()
+    async with stream:
+        await stream.send_all(
+            request_line(1, "initialize", PLAIN_INITIALIZE)
+            + request_line(2, "command/exec", command)
+        )
+        await stream.send_eof()
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some():
+                received += chunk
+    replies = {reply["id"]: reply for reply in map(json.loads, received.splitlines())}
+    assert replies[2]["result"]["stdout"] == "late\n"
+
+
 async def test_socket_is_0600_and_control_dir_0700(procs: Processes, home: Path) -> None:
     await procs.serve(home)
     sock = default_socket(home)
