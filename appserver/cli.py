@@ -191,8 +191,8 @@ def relay_parser(command: str) -> argparse.ArgumentParser:
         description = "Relay raw bytes between stdio and a running server's control socket."
     else:
         description = (
-            "Relay JSON lines on stdio to a running server's control socket as WebSocket "
-            "messages, so JSON-lines clients can share that server."
+            "Relay JSON lines between stdio and a running appserver's control socket, so "
+            "JSON-lines clients can share that server."
         )
     parser = argparse.ArgumentParser(
         prog=f"appserver {command}", description=description, allow_abbrev=False
