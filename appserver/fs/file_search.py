@@ -28,7 +28,7 @@ from appserver.fs.file_index import FileIndex
 
 MATCH_LIMIT: Final = 50
 BATCH: Final = 4096
-#: Lines of an index scanned in one step (~2-25 ms on a quiet machine, by query).
+#: Lines of an index scanned in one step (~1-50 ms on a quiet machine, by query).
 CHUNK: Final = 16384
 #: The size of the batch scored as soon as a chunk yields candidates, while nothing has scored.
 FIRST_BATCH: Final = 256
