@@ -175,6 +175,17 @@ async def test_settings_update_changes_the_session_as_the_tuis_model_picker_does
         assert resumed["thread"]["reasoningEffort"] == "low"
 
 
+async def test_a_collaboration_mode_alone_sets_the_model_and_effort(app: AppHarness) -> None:
+    client = await tui(app)
+    thread_id = await start_thread(client)
+    mode = {"mode": "plan", "settings": {"model": "gpt-5-codex", "reasoning_effort": "high"}}
+    params = {"threadId": thread_id, "collaborationMode": mode}
+    assert await client.call("thread/settings/update", params) == {}
+    settings = (await client.notification("thread/settings/updated"))["threadSettings"]
+    assert (settings["model"], settings["effort"]) == ("gpt-5-codex", "high")
+    client.assert_schema_valid()
+
+
 async def test_turn_settings_update_applies_to_the_running_turn_only(app: AppHarness) -> None:
     client = await tui(app)
     thread_id = await start_thread(client)

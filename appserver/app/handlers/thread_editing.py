@@ -59,6 +59,28 @@ def thread_settings(state: ThreadState) -> dict[str, Any]:
     }
 
 
+def apply_turn_settings(
+    state: ThreadState,
+    *,
+    model: str | None,
+    effort: str | None,
+    approvals_reviewer: str | None,
+    service_tier: str | None,
+    summary: str | None,
+) -> None:
+    """What `thread/settings/update` and `turn/settings/update` both change (None: keep)."""
+    if model:
+        state.model = model
+    if effort is not None:
+        state.reasoning_effort = effort
+    if approvals_reviewer:
+        state.approvals_reviewer = approvals_reviewer
+    if service_tier is not None:
+        state.service_tier = service_tier
+    if summary is not None:
+        state.reasoning_summary = summary
+
+
 def snippet(text: str, term: str) -> str:
     """About `SNIPPET_CHARS` of `text` around the first occurrence of `term`."""
     flat = " ".join(text.split())
@@ -182,29 +204,27 @@ def register(registry: Registry, threads: Threads) -> None:
         loaded = await threads.load(params.thread_id)
         state = loaded.state
         mode = params.collaboration_mode
-        model = params.model or ((mode or {}).get("settings") or {}).get("model")
-        if model:
-            state.model = model
-        if params.effort is not None:
-            state.reasoning_effort = params.effort
-        elif mode and (mode.get("settings") or {}).get("reasoning_effort"):
-            state.reasoning_effort = mode["settings"]["reasoning_effort"]
+        mode_settings = (mode or {}).get("settings") or {}
+        apply_turn_settings(
+            state,
+            model=params.model or mode_settings.get("model"),
+            effort=params.effort
+            if params.effort is not None
+            else mode_settings.get("reasoning_effort") or None,
+            approvals_reviewer=params.approvals_reviewer,
+            service_tier=params.service_tier,
+            summary=params.summary,
+        )
         if params.cwd:
             state.cwd = absolute(params.cwd, state.cwd)
         if params.approval_policy is not None:
             state.approval_policy = params.approval_policy
-        if params.approvals_reviewer:
-            state.approvals_reviewer = params.approvals_reviewer
         if params.sandbox_policy is not None:
             state.sandbox = checked_sandbox_policy(params.sandbox_policy)
         if params.permissions is not None:
             state.sandbox = profile_sandbox(params.permissions, threads.config.effective())
         if mode is not None:
             state.collaboration_mode = mode
-        if params.service_tier is not None:
-            state.service_tier = params.service_tier
-        if params.summary is not None:
-            state.reasoning_summary = params.summary
         if params.personality is not None:
             state.personality = params.personality
         state.touch()
@@ -220,16 +240,14 @@ def register(registry: Registry, threads: Threads) -> None:
         if loaded.active is None or loaded.active.turn.id != params.turn_id:
             return {"status": "targetUnavailable"}
         state = loaded.state
-        if params.model:
-            state.model = params.model
-        if params.effort is not None:
-            state.reasoning_effort = params.effort
-        if params.approvals_reviewer:
-            state.approvals_reviewer = params.approvals_reviewer
-        if params.service_tier is not None:
-            state.service_tier = params.service_tier
-        if params.summary is not None:
-            state.reasoning_summary = params.summary
+        apply_turn_settings(
+            state,
+            model=params.model,
+            effort=params.effort,
+            approvals_reviewer=params.approvals_reviewer,
+            service_tier=params.service_tier,
+            summary=params.summary,
+        )
         state.touch()
         await threads.save(state)
         ctx.after_reply(lambda: announce_settings(loaded))
