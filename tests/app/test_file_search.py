@@ -119,6 +119,12 @@ async def test_session_streams_results_and_completes(tmp_path: Path, project: Pa
         final = frames[-2]["params"]
         assert final["query"] == "main"
         assert ranked(final["files"])[0] == ("src/main.rs", 65645)
+        assert all(f["params"]["files"] for f in frames[:-1])  # never an empty snapshot
+        await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": "zzz"})
+        assert [f["params"].get("files") for f in await session_frames(c, "s")] == [
+            [],
+            None,
+        ]  # no match: only the final, empty snapshot
         await c.call("fuzzyFileSearch/sessionUpdate", {"sessionId": "s", "query": ""})
         assert [f["params"].get("files") for f in await session_frames(c, "s")] == [
             [],
