@@ -3,6 +3,7 @@ local fake OpenAI endpoint (tests/fake_openai.py) running in the test process.""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,40 @@ async def test_interrupt_closes_the_model_stream(
         assert completed["params"]["turn"]["status"] == "interrupted"
         with trio.fail_after(5):
             await fake.client_closed.wait()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_killed_server_keeps_the_reported_user_message(
+    kind: Kind, tmp_path: Path, fake: FakeOpenAI, work: Path
+) -> None:
+    """SIGKILL while the model streams: the restarted server reads the turn back
+    `interrupted`, with the user's message exactly as it was reported complete."""
+    fake.script(stream(text_chunks("thinking hard"), hang=True))
+    home = tmp_path / "home"
+    async with (
+        spawn_server(kind, home, "--agent", "openai") as server,
+        open_client(kind, server) as client,
+    ):
+        await client.initialize()
+        thread_id = await start_thread(client, work)
+        started = await client.call(
+            "turn/start", {"threadId": thread_id, "input": text_input("remember this")}
+        )
+        reported = await client.wait_for("item/completed")
+        await client.wait_for("item/agentMessage/delta")
+        server.send_signal(signal.SIGKILL)
+        assert await server.wait_exit() == -signal.SIGKILL
+    async with (
+        spawn_server(kind, home, "--agent", "openai") as server,
+        open_client(kind, server) as client,
+    ):
+        await client.initialize()
+        read = await client.call("thread/read", {"threadId": thread_id, "includeTurns": True})
+    (turn,) = read["thread"]["turns"]
+    assert turn["id"] == started["turn"]["id"]
+    assert turn["status"] == "interrupted"
+    assert turn["items"] == [reported["params"]["item"]]
+    assert turn["items"][0]["content"] == text_input("remember this")
 
 
 @pytest.mark.parametrize("kind", KINDS)
