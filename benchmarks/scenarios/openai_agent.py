@@ -10,7 +10,8 @@ directly (appserver only: Codex cannot be pointed at a Chat Completions endpoint
 - first delta: raw, request sent → first SSE event; appserver, `turn/start` sent → first
   `item/agentMessage/delta` on a persisted thread (the turn and the user's message item are
   written to SQLite first), a new thread each time or one thread growing to N turns (each turn
-  sends the whole history). `added` is the difference of the p50s.
+  sends the whole history). `added` is the difference of the p50s, against raw samples taken
+  one before each turn (the same conditions on a machine whose load changes by the second).
 - interrupt: the endpoint sends one delta and stalls; `turn/interrupt` sent → `turn/completed`.
 """
 
@@ -107,23 +108,32 @@ async def raw_stream(base_url: str, tokens: int, typed: bool) -> tuple[float, fl
     return result
 
 
-async def raw_first_event(base_url: str, samples: int) -> list[float]:
+class RawFirstEvent:
     """Milliseconds from sending a request to its first SSE event, over a pooled connection."""
-    import openai
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
-    body: dict[str, Any] = {"model": "tokens-5", "messages": [], "stream": True}
-    out = []
-    for _ in range(samples + 1):
+    def __init__(self, base_url: str) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
+        self.body: dict[str, Any] = {"model": "tokens-5", "messages": [], "stream": True}
+
+    async def sample(self) -> float:
+        completions = self.client.chat.completions
         started = time.perf_counter()
-        async with client.chat.completions.with_streaming_response.create(**body) as response:
+        async with completions.with_streaming_response.create(**self.body) as response:
             first = None
             async for data in response.http_response.aiter_bytes():
                 if first is None and b"data:" in data:
                     first = time.perf_counter()
         assert first is not None
-        out.append((first - started) * 1000)
-    await client.close()
+        return (first - started) * 1000
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+async def raw_first_event(raw: RawFirstEvent, samples: int) -> list[float]:
+    out = [await raw.sample() for _ in range(samples + 1)]
     return out[1:]  # the first opened the connection
 
 
@@ -139,6 +149,7 @@ class OpenAIAgentScenario(Scenario):
         Column("tokens_per_s", "tokens/s per subscriber"),
         Column("p50_ms", "p50 ms", "{:.2f}"),
         Column("p99_ms", "p99 ms", "{:.2f}"),
+        Column("raw_p50_ms", "raw p50 ms beside", "{:.2f}"),
         Column("added_p50_ms", "added p50 ms", "{:.2f}"),
     )
     notes = (
@@ -170,7 +181,8 @@ class OpenAIAgentScenario(Scenario):
                         "tokens_per_s": tokens / wall,
                     }
                 )
-            raw_first = await raw_first_event(base_url, samples)
+            raw = RawFirstEvent(base_url)
+            raw_first = await raw_first_event(raw, samples)
             rows.append(
                 {
                     "measure": "first delta",
@@ -187,7 +199,7 @@ class OpenAIAgentScenario(Scenario):
                 for subscribers in SUBSCRIBERS:
                     rows.append(await self._stream(server, endpoint_process, tokens, subscribers))
                 for fresh in (True, False):
-                    first = await self._first_deltas(server, samples, fresh)
+                    first, beside = await self._first_deltas(server, samples, fresh, raw)
                     path = "appserver, new thread" if fresh else "appserver, growing thread"
                     rows.append(
                         {
@@ -196,9 +208,11 @@ class OpenAIAgentScenario(Scenario):
                             "subscribers": 1,
                             "p50_ms": median(first),
                             "p99_ms": percentile(first, 0.99),
-                            "added_p50_ms": (median(first) or 0) - (median(raw_first) or 0),
+                            "raw_p50_ms": median(beside),
+                            "added_p50_ms": (median(first) or 0) - (median(beside) or 0),
                         }
                     )
+                await raw.close()
                 interrupts = await self._interrupts(server, samples)
                 rows.append(
                     {
@@ -260,16 +274,20 @@ class OpenAIAgentScenario(Scenario):
                 if COMPLETED in text[:48]:
                     return
 
-    async def _first_deltas(self, server: Server, samples: int, fresh: bool) -> list[float]:
+    async def _first_deltas(
+        self, server: Server, samples: int, fresh: bool, raw: RawFirstEvent
+    ) -> tuple[list[float], list[float]]:
         """`turn/start` → first delta on persisted threads: a new thread per turn, or one
-        thread whose history grows by a turn each time."""
+        thread whose history grows by a turn each time; and a raw sample before each turn."""
         async with trio.open_nursery() as nursery:
             (channel,) = await open_subscribers(nursery, server, 1, raw=True)
             thread_id = await start_thread(channel, ephemeral=False, model="tokens-5")
             out = []
+            beside = []
             for _ in range(samples + 1):
                 if fresh:
                     thread_id = await start_thread(channel, ephemeral=False, model="tokens-5")
+                beside.append(await raw.sample())
                 started = time.perf_counter()
                 await channel.send(turn_start_text(thread_id, "hi"))
                 first = None
@@ -284,7 +302,7 @@ class OpenAIAgentScenario(Scenario):
                 out.append((first - started) * 1000)
             await close_all([channel])
             nursery.cancel_scope.cancel()
-        return out[1:]
+        return out[1:], beside[1:]
 
     async def _interrupts(self, server: Server, samples: int) -> list[float]:
         async with trio.open_nursery() as nursery:
