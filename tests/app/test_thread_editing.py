@@ -217,11 +217,14 @@ async def test_settings_methods_are_experimental(app: AppHarness) -> None:
 async def test_search_finds_threads_by_name_preview_and_messages(app: AppHarness) -> None:
     client = await tui(app)
     named = await start_thread(client)
+    await run_turn(client, named, "hello")
     await client.call("thread/name/set", {"threadId": named, "name": "Zebra migration"})
     talked = await start_thread(client)
     await run_turn(client, talked, "hello there")
     await run_turn(client, talked, "the zebra crossing is closed")
     await start_thread(client)
+    unused = await start_thread(client)  # never had a turn: not found, as by thread/list
+    await client.call("thread/name/set", {"threadId": unused, "name": "Zebra plans"})
     result = await client.call("thread/search", {"searchTerm": "ZEBRA"})
     found = {r["thread"]["id"]: r["snippet"] for r in result["data"]}
     assert set(found) == {named, talked}

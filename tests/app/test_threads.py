@@ -494,15 +494,16 @@ async def test_thread_list_filters_by_archived_cwd_and_search_term(
     one, two, three = (tmp_path / name for name in ("one", "two", "three"))
     for path in (one, two, three):
         path.mkdir()
-    a = await start_thread(client, cwd=str(one))
-    b = await start_thread(client, cwd=str(two))
-    c = await start_thread(client, cwd=str(one))
+    a = await start_listed_thread(client, cwd=str(one))
+    b = await start_listed_thread(client, cwd=str(two))
+    c = await start_listed_thread(client, cwd=str(one))
     await client.call("thread/name/set", {"threadId": c, "name": "Special Report"})
     d = await start_thread(client, cwd=str(three))
     await run_turn(client, d, "a needle in the haystack")
-    archived = await start_thread(client, cwd=str(one))
+    archived = await start_listed_thread(client, cwd=str(one))
     await client.call("thread/archive", {"threadId": archived})
-    await start_thread(client, cwd=str(one), ephemeral=True)
+    await start_listed_thread(client, cwd=str(one), ephemeral=True)
+    await start_thread(client, cwd=str(one))  # never used: not listed, as by Codex
 
     assert set(await list_ids(client)) == {a, b, c, d}
     assert await list_ids(client, archived=True) == [archived]
@@ -529,12 +530,19 @@ class FakeClock:
         return self.now * 1_000_000_000
 
 
+async def start_listed_thread(client: Client, **params: Any) -> str:
+    """A thread with a turn: only those are listed, as by Codex (`first_user_message <> ''`)."""
+    thread_id = await start_thread(client, **params)
+    await run_turn(client, thread_id, "hello")
+    return thread_id
+
+
 async def five_threads(client: Client, clock: FakeClock) -> list[str]:
     """Five threads created at t=1000..1004 and last updated in the order 2, 0, 4, 1, 3."""
     ids = []
     for second in range(1000, 1005):
         clock.now = second
-        ids.append(await start_thread(client))
+        ids.append(await start_listed_thread(client))
     for second, index in enumerate((2, 0, 4, 1, 3), start=2000):
         clock.now = second
         await client.call("thread/name/set", {"threadId": ids[index], "name": f"t{index}"})
@@ -701,7 +709,7 @@ async def test_threads_survive_a_restart_as_they_were_reported(tmp_path: Path) -
             for message in ("hello world", "$ echo persisted")
         ]
         await client.call("thread/name/set", {"threadId": thread_id, "name": "Kept"})
-        archived = await start_thread(client)
+        archived = await start_listed_thread(client)
         await client.call("thread/archive", {"threadId": archived})
     async with open_app(home) as app:
         client = await app.client()
