@@ -24,13 +24,11 @@ import trio
 
 from tests.e2e.transports import (
     APPSERVER,
-    NO_PARAMS,
     POLL_SECONDS,
-    encode,
-    request_message,
     server_argv,
     server_env,
 )
+from tests.e2e.transports import request_line as request_line  # re-exported for test_unix.py
 
 READY_TIMEOUT: Final = 10.0
 #: The server's default control socket, relative to its home.
@@ -59,10 +57,6 @@ def relay_args(command: str, sock: Path | None = None, *extra: str) -> list[str]
     if sock is not None:
         args += ["--sock", os.fspath(sock)]
     return [*args, *extra]
-
-
-def request_line(request_id: int | str, method: str, params: Any = NO_PARAMS) -> bytes:
-    return encode(request_message(request_id, method, params)) + b"\n"
 
 
 def assert_refused(returncode: int | None, stderr: str, message: str) -> None:

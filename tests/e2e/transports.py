@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -90,9 +90,11 @@ TUI_INITIALIZE: Final = {
 PLAIN_INITIALIZE: Final = {"clientInfo": {"name": "e2e_plain", "version": "1.0.0"}}
 
 
-def server_env() -> dict[str, str]:
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The host's environment without the server's variables, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
     return env
 
 
@@ -283,19 +285,31 @@ async def spawn_server(
     home_socket: bool = False,
     ready: bool = True,
     check_errors: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    argv: Sequence[str] | None = None,
 ) -> AsyncIterator[Server]:
     """Start the real server on `home` and wait until it is ready; always killed at the end.
 
     `home_socket`: a unix server listens on the home's control socket (`unix://`) instead of
     one in a fresh directory. `ready=False`: yield as soon as the process is started.
-    `check_errors=False`: a traceback or ERROR line in its log does not fail the test."""
+    `check_errors=False`: a traceback or ERROR line in its log does not fail the test.
+    `env`: variables set on top of `server_env()`; `cwd`: its working directory (a relative
+    `home` is relative to it). `argv`: another spelling of the whole command line, in place of
+    `server_argv(...)` and `extra` (the kind still decides the pipes and the readiness wait)."""
     fresh_dir = kind == "unix" and not home_socket
     socket_dir = Path(tempfile.mkdtemp(prefix="ase-", dir="/tmp")) if fresh_dir else None
     pipe = subprocess.PIPE if kind == "stdio" else subprocess.DEVNULL
-    argv = server_argv(listen_url(kind, socket_dir), home, *extra)
+    if argv is None:
+        argv = server_argv(listen_url(kind, socket_dir), home, *extra)
     try:
         process = await trio.lowlevel.open_process(
-            argv, stdin=pipe, stdout=pipe, stderr=subprocess.PIPE, env=server_env()
+            list(argv),
+            stdin=pipe,
+            stdout=pipe,
+            stderr=subprocess.PIPE,
+            env=server_env(env),
+            cwd=cwd,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -329,18 +343,24 @@ def serving(kind: Kind, home: Path, *extra: str) -> contextlib.AbstractAsyncCont
 
 
 async def run_to_exit(
-    kind: Kind, home: Path, *extra: str, within: float = TIMEOUT
+    kind: Kind,
+    home: Path,
+    *extra: str,
+    stdin: bytes = b"",
+    env: Mapping[str, str] | None = None,
+    within: float = TIMEOUT,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run a server expected to refuse to start (on the home's socket for unix); one that
-    starts fails the test by timing out."""
+    """Run a server to its exit (on the home's socket for unix), its stdout and stderr
+    captured: one expected to refuse to start, or a stdio one given `stdin` and then EOF. One
+    still running after `within` s fails the test."""
     with trio.fail_after(within):
         return await trio.run_process(
             server_argv(listen_url(kind, None), home, *extra),
-            stdin=b"",
+            stdin=stdin,
             capture_stdout=True,
             capture_stderr=True,
             check=False,
-            env=server_env(),
+            env=server_env(env),
             cwd=home.parent if home.parent.is_dir() else "/tmp",
         )
 
@@ -389,6 +409,19 @@ def request_message(request_id: Any, method: str, params: Any = NO_PARAMS) -> di
 
 def encode(message: Any) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode()
+
+
+def request_line(request_id: Any, method: str, params: Any = NO_PARAMS) -> bytes:
+    """A request as one stdio line, newline included."""
+    return encode(request_message(request_id, method, params)) + b"\n"
+
+
+def parse_stdout(data: bytes) -> list[dict[str, Any]]:
+    """A finished stdio server's whole stdout: complete JSON lines and nothing else."""
+    if not data:
+        return []
+    assert data.endswith(b"\n"), f"stdout does not end with a newline: {data[-300:]!r}"
+    return [parse(line) for line in data[:-1].split(b"\n")]
 
 
 def is_reply(message: dict[str, Any]) -> bool:
@@ -615,7 +648,8 @@ class Client:
 
 
 class StdioClient(Client):
-    """JSON lines on the server's stdin and stdout; `write` sends any bytes as they are."""
+    """JSON lines on the server's stdin and stdout; `write` sends any bytes as they are, and
+    `stdout` is every byte read from the server so far."""
 
     kind: Kind = "stdio"
 
@@ -626,6 +660,7 @@ class StdioClient(Client):
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._buffer = bytearray()
+        self.stdout = bytearray()
 
     async def write(self, data: bytes) -> None:
         with trio.fail_after(TIMEOUT):
@@ -640,6 +675,7 @@ class StdioClient(Client):
             if not chunk:
                 assert not self._buffer, f"unterminated stdout line: {bytes(self._buffer)!r}"
                 return None
+            self.stdout += chunk
             self._buffer += chunk
         line = bytes(self._buffer[:end])
         del self._buffer[: end + 1]
