@@ -189,6 +189,10 @@ class Connection:
             return False  # never overtake a sender that is already waiting
         return self._try_queue(data, receipt)
 
+    @property
+    def has_waiting_senders(self) -> bool:
+        return self._waiters.locked()
+
     async def put(self, data: bytes, receipt: WriteReceipt | None = None) -> None:
         """Queue, waiting for room; waiting senders are served in FIFO order."""
         if self.offer(data, receipt):

@@ -3,8 +3,11 @@
 Filters, per connection: notifications the client opted out of (exact method names) and
 experimental notifications for clients without `experimentalApi` are dropped; experimental fields
 of server requests are stripped for those clients. Delivery: a connection whose queue is full is
-disconnected at once when it can be (sockets), so no sender ever waits on a slow consumer; a stdio
-connection makes its sender wait instead. Broadcasts reach only connections that finished
+disconnected at once when it can be (sockets), so no sender waits on a slow consumer — except
+for a large frame (a capped item or a 1 MiB piece of a long answer), which a reader that keeps
+reading could not have made room for in time: its sender waits up to `LARGE_FRAME_GRACE` for
+room, and only a connection that has not made it by then is disconnected. A stdio connection
+makes its sender wait instead. Broadcasts reach only connections that finished
 `initialize`. Each message is encoded once per distinct filtered form, not once per connection.
 """
 
@@ -12,6 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Final
+
+import trio
 
 from appserver.connection import Connection, WriteReceipt
 from appserver.metrics import METRICS
@@ -19,6 +25,11 @@ from appserver.protocol.experimental import EXPERIMENTAL_NOTIFICATIONS, strip_ex
 from appserver.wire.messages import Message, Notification, Request, encode
 
 log = logging.getLogger(__name__)
+
+#: A frame this large may wait for room in a full socket queue (see the module docstring)...
+LARGE_FRAME_BYTES: Final = 64 * 1024
+#: ...this long, at most once per frame, before its connection is taken for a slow one.
+LARGE_FRAME_GRACE: Final = 2.0
 
 
 class Router:
@@ -92,10 +103,10 @@ class Router:
             data = encode(self.filtered(connection, message))
             if connection.offer(data, receipt):
                 return
-            if connection.disconnectable:
-                self._disconnect_slow(connection)
-            else:
+            if not connection.disconnectable:
                 await connection.put(data, receipt)
+                return
+            if await self._room_in_grace(connection, data, receipt):
                 return
         if receipt is not None:
             receipt.settle(False)
@@ -135,12 +146,32 @@ class Router:
         for connection in targets:
             if connection.offer(data):
                 continue
-            if connection.disconnectable:
+            if connection.disconnectable and not self._may_wait(connection, data):
                 self._disconnect_slow(connection)
             else:
                 waiting.append(connection)
         for connection in waiting:
-            await connection.put(data)
+            if connection.disconnectable:
+                await self._room_in_grace(connection, data)
+            else:
+                await connection.put(data)
+
+    @staticmethod
+    def _may_wait(connection: Connection, data: bytes) -> bool:
+        # Behind a sender already waiting for room, a small frame waits its turn too.
+        return len(data) >= LARGE_FRAME_BYTES or connection.has_waiting_senders
+
+    async def _room_in_grace(
+        self, connection: Connection, data: bytes, receipt: WriteReceipt | None = None
+    ) -> bool:
+        """Queue on a full socket connection; True if queued (see the module docstring)."""
+        if self._may_wait(connection, data):
+            with trio.move_on_after(LARGE_FRAME_GRACE):
+                await connection.put(data, receipt)
+                return True
+        if connection.id in self._connections:
+            self._disconnect_slow(connection)
+        return False
 
     def _disconnect_slow(self, connection: Connection) -> None:
         log.warning(

@@ -292,6 +292,79 @@ async def test_to_connection_disconnects_a_full_disconnectable_connection(
     assert methods(await written(slow)) == ["original"]
 
 
+BIG = "x" * appserver.router.LARGE_FRAME_BYTES
+
+
+async def test_a_large_frame_waits_for_a_reader_that_keeps_reading(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    router = Router()
+    reader = connect(router, messages=1)
+    await router.send(reader.id, Notification("queued"))
+    writer = RecordingWriter()
+
+    async def read_a_little_later() -> None:
+        await trio.sleep(appserver.router.LARGE_FRAME_GRACE / 2)
+        await reader.run_writer(writer)
+
+    nursery.start_soon(read_a_little_later)
+    start = trio.current_time()
+    await router.multicast([reader.id], Notification("big", BIG))
+    receipt = WriteReceipt()
+    await router.send(reader.id, Notification("big too", BIG), receipt)
+    assert trio.current_time() - start < appserver.router.LARGE_FRAME_GRACE
+    assert reader.id in router
+    assert not reader.cancel_scope.cancel_called
+    reader.close_outbound()
+    await wait_all_tasks_blocked()
+    assert [orjson.loads(frame)["method"] for frame in writer.frames] == [
+        "queued",
+        "big",
+        "big too",
+    ]
+    assert receipt.written is True
+
+
+async def test_a_large_frame_gives_a_reader_that_stopped_the_grace_and_no_more(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    router = Router()
+    stuck = connect(router, messages=1)
+    fast = connect(router, messages=4)
+    await router.send(stuck.id, Notification("queued"))
+    start = trio.current_time()
+    await router.multicast([stuck.id, fast.id], Notification("big", BIG))
+    assert trio.current_time() - start == pytest.approx(appserver.router.LARGE_FRAME_GRACE)
+    assert stuck.id not in router
+    assert stuck.cancel_scope.cancel_called
+    assert methods(await written(fast)) == ["big"]  # the others had it at once
+    with trio.fail_after(0.1):
+        await router.send(fast.id, Notification("small"))  # no more waiting
+
+
+async def test_a_small_frame_behind_a_waiting_large_one_waits_too(
+    autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
+) -> None:
+    router = Router()
+    reader = connect(router, messages=1)
+    await router.send(reader.id, Notification("queued"))
+    nursery.start_soon(router.multicast, [reader.id], Notification("big", BIG))
+    await wait_all_tasks_blocked()
+    nursery.start_soon(router.multicast, [reader.id], Notification("small"))
+    await wait_all_tasks_blocked()
+    assert reader.id in router  # not cut for the small frame: it waits behind the big one
+    writer = RecordingWriter()
+    nursery.start_soon(reader.run_writer, writer)
+    await wait_all_tasks_blocked()
+    reader.close_outbound()
+    await wait_all_tasks_blocked()
+    assert [orjson.loads(frame)["method"] for frame in writer.frames] == [
+        "queued",
+        "big",
+        "small",
+    ]
+
+
 async def test_to_connection_stdio_waits_instead_of_disconnecting_when_writer_queue_is_full(
     nursery: trio.Nursery,
 ) -> None:
