@@ -1,23 +1,19 @@
 """The real `appserver --listen ws://IP:PORT` process (codex-source-spec §1.6, §1.8, §10.9).
 
-Every test starts `python -m appserver` and reads the port from the stderr banner line
-`  listening on: ws://HOST:PORT`. WebSocket clients are trio-websocket's; refusals (401/403/400/
-405) are checked with hand-written HTTP over `trio.open_tcp_stream`.
+Servers and clients are the shared ones (`tests.e2e.transports`: `spawn_server("ws", …)` waits
+for the banner `  listening on: ws://HOST:PORT`, `open_client` is trio-websocket's). Refusals
+(401/403/400/405) are checked with hand-written HTTP on `Server.open_stream`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import re
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -25,137 +21,33 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from appserver.transport.auth import sign_hs256
+from tests.e2e.transports import (
+    TIMEOUT,
+    Client,
+    ClientClosed,
+    Server,
+    WebSocketClient,
+    open_client,
+    request_message,
+    run_to_exit,
+    spawn_server,
+)
 
 pytestmark = pytest.mark.e2e
 
-#: How long any single wait on the server may take before the test fails.
-TIMEOUT = 10.0
 #: How long a connection must stay quiet to count as "received nothing".
 SILENCE = 0.25
 
-SERVER_ENV_VARS = (
-    "LOG_FORMAT",
-    "APPSERVER_LOG",
-    "APPSERVER_HOME",
-    "APPSERVER_ORIGINATOR",
-    "CODEX_INTERNAL_ORIGINATOR_OVERRIDE",
-)
-BANNER_ADDRESS = re.compile(r"^  listening on: ws://(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d+)$", re.M)
 WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 LOOPBACK_NOTE = "  note: binds localhost only (use SSH port-forwarding for remote access)"
 NON_LOOPBACK_NOTE = "  note: websocket auth is required for non-localhost listeners"
 
 
-def server_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_VARS}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def server_argv(home: Path, listen: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "appserver", "--listen", listen, "--home", str(home), *args]
-
-
-class WsServer:
-    """A running `appserver --listen ws://…` with its stderr collected."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.stderr = bytearray()
-        self.host = ""
-        self.port = 0
-        self._grew = trio.Event()
-        self._stderr_closed = False
-
-    @property
-    def stderr_text(self) -> str:
-        return self.stderr.decode(errors="replace")
-
-    async def drain_stderr(self) -> None:
-        assert self.process.stderr is not None
-        try:
-            while chunk := await self.process.stderr.receive_some():
-                self.stderr += chunk
-                self._grew.set()
-                self._grew = trio.Event()
-        finally:
-            self._stderr_closed = True
-            self._grew.set()
-
-    async def wait_for_banner(self) -> None:
-        with trio.fail_after(TIMEOUT):
-            while (match := BANNER_ADDRESS.search(self.stderr_text)) is None:
-                if self._stderr_closed:
-                    raise AssertionError(f"server never listened; stderr:\n{self.stderr_text}")
-                await self._grew.wait()
-        self.host = match.group(1).strip("[]")
-        self.port = int(match.group(2))
-
-    @property
-    def connect_host(self) -> str:
-        """Where a client connects: the wildcard address is reached over loopback."""
-        return "127.0.0.1" if self.host == "0.0.0.0" else self.host
-
-    def url(self, path: str = "/") -> str:
-        host = f"[{self.connect_host}]" if ":" in self.connect_host else self.connect_host
-        return f"ws://{host}:{self.port}{path}"
-
-    async def wait(self) -> int:
-        with trio.fail_after(TIMEOUT):
-            return await self.process.wait()
-
-
-Launch = Callable[..., Awaitable[WsServer]]
-
-
 @pytest.fixture
-async def launch(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Launch]:
-    """`await launch(*flags, listen=URL)` starts the server and waits for its banner."""
-    servers: list[WsServer] = []
-
-    async def start(*args: str, listen: str = "ws://127.0.0.1:0") -> WsServer:
-        home = tmp_path / f"home{len(servers)}"
-        process = await trio.lowlevel.open_process(
-            server_argv(home, listen, *args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=server_env(),
-            cwd=tmp_path,
-        )
-        server = WsServer(process)
-        servers.append(server)
-        nursery.start_soon(server.drain_stderr)
-        await server.wait_for_banner()
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            if server.process.returncode is None:
-                server.process.kill()
-            with trio.CancelScope(shield=True), trio.move_on_after(TIMEOUT):
-                await server.process.wait()
-
-
-async def run_to_exit(
-    tmp_path: Path, listen: str, *args: str
-) -> subprocess.CompletedProcess[bytes]:
-    """Run a server that is expected to refuse to start; a server that starts fails the test."""
-    with trio.fail_after(TIMEOUT):
-        return await trio.run_process(
-            server_argv(tmp_path / "home", listen, *args),
-            stdin=b"",
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            env=server_env(),
-            cwd=tmp_path,
-        )
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
 
 
 # -- raw HTTP ------------------------------------------------------------------------------------
@@ -173,10 +65,10 @@ class HttpResponse:
         return self.body.decode()
 
 
-async def http_exchange(server: WsServer, request: bytes) -> HttpResponse:
+async def http_exchange(server: Server, request: bytes) -> HttpResponse:
     """Send one request; read the response head, then (unless 101) the body up to EOF."""
+    stream = await server.open_stream()
     with trio.fail_after(TIMEOUT):
-        stream = await trio.open_tcp_stream(server.connect_host, server.port)
         async with stream:
             await stream.send_all(request)
             data = bytearray()
@@ -208,7 +100,7 @@ def http_request(method: str, path: str, *headers: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-async def raw_upgrade(server: WsServer, *headers: str, path: str = "/") -> HttpResponse:
+async def raw_upgrade(server: Server, *headers: str, path: str = "/") -> HttpResponse:
     """A hand-written WebSocket upgrade; a 101 must carry the right Sec-WebSocket-Accept."""
     key = base64.b64encode(os.urandom(16))
     request = http_request(
@@ -238,185 +130,170 @@ def assert_refused(response: HttpResponse, status: int, text: str | None = None)
 
 
 def connect(
-    server: WsServer, *, token: str | None = None, path: str = "/"
-) -> AbstractAsyncContextManager[WebSocketConnection]:
-    headers = [(b"authorization", f"Bearer {token}".encode())] if token is not None else None
-    return open_websocket_url(
-        server.url(path),
-        extra_headers=headers,
-        connect_timeout=TIMEOUT,
-        disconnect_timeout=TIMEOUT,
-    )
+    server: Server, *, token: str | None = None, path: str = "/"
+) -> AbstractAsyncContextManager[Client]:
+    headers = [("Authorization", f"Bearer {token}")] if token is not None else []
+    return open_client("ws", server, path=path, headers=headers)
 
 
-async def send(ws: WebSocketConnection, message: dict[str, Any]) -> None:
-    await ws.send_message(json.dumps(message))
-
-
-async def receive(ws: WebSocketConnection) -> dict[str, Any]:
-    with trio.fail_after(TIMEOUT):
-        message = await ws.get_message()
-    assert isinstance(message, str), f"expected a text frame, got {message!r}"
-    decoded = json.loads(message)
-    assert isinstance(decoded, dict), decoded
-    assert "jsonrpc" not in decoded, decoded
-    return decoded
-
-
-async def call(ws: WebSocketConnection, message: dict[str, Any]) -> dict[str, Any]:
-    await send(ws, message)
-    return await receive(ws)
-
-
-def initialize_request(request_id: int, **capabilities: Any) -> dict[str, Any]:
+def initialize_params(**capabilities: Any) -> dict[str, Any]:
     params: dict[str, Any] = {"clientInfo": {"name": "e2e_ws_client", "version": "1.0.0"}}
     if capabilities:
         params["capabilities"] = capabilities
-    return {"id": request_id, "method": "initialize", "params": params}
+    return params
 
 
-async def initialize(ws: WebSocketConnection, request_id: int = 1, **capabilities: Any) -> None:
-    reply = await call(ws, initialize_request(request_id, **capabilities))
+async def call(client: Client, message: dict[str, Any]) -> dict[str, Any]:
+    """Send a message; the very next one from the server."""
+    await client.send(message)
+    return await client.next_message()
+
+
+def initialize_request(request_id: int, **capabilities: Any) -> dict[str, Any]:
+    return request_message(request_id, "initialize", initialize_params(**capabilities))
+
+
+async def initialize(client: Client, request_id: int = 1, **capabilities: Any) -> None:
+    """`initialize`, whose reply is the next message (no `initialized` follows)."""
+    reply = await call(client, initialize_request(request_id, **capabilities))
     assert reply["id"] == request_id, reply
     assert "error" not in reply, reply
     assert reply["result"]["userAgent"].startswith("e2e_ws_client/"), reply
-
-
-async def assert_silent(ws: WebSocketConnection, seconds: float = SILENCE) -> None:
-    with trio.move_on_after(seconds):
-        message = await ws.get_message()
-        pytest.fail(f"expected no message, got {message!r}")
 
 
 # -- routing --------------------------------------------------------------------------------------
 
 
 async def test_websocket_transport_routes_per_connection_handshake_and_responses(
-    launch: Launch,
+    home: Path,
 ) -> None:
-    server = await launch()
-    assert server.host == "127.0.0.1"
-    assert server.port > 0
-    assert LOOPBACK_NOTE in server.stderr_text.splitlines()
-    async with connect(server) as first, connect(server) as second:
-        reply = await call(first, initialize_request(1, experimentalApi=True))
-        assert reply["id"] == 1
-        assert "userAgent" in reply["result"]
-        await assert_silent(second)
+    async with spawn_server("ws", home) as server:
+        assert server.host == "127.0.0.1"
+        assert server.port > 0
+        assert LOOPBACK_NOTE in server.stderr_text.splitlines()
+        async with connect(server) as first, connect(server) as second:
+            reply = await call(first, initialize_request(1, experimentalApi=True))
+            assert reply["id"] == 1
+            assert "userAgent" in reply["result"]
+            await second.assert_silent(SILENCE)
 
-        refused = await call(second, {"id": 2, "method": "windowsSandbox/readiness"})
-        assert refused["id"] == 2
-        assert refused["error"]["message"] == "Not initialized"
-        assert "result" not in refused
-        await assert_silent(first)
+            refused = await call(second, {"id": 2, "method": "windowsSandbox/readiness"})
+            assert refused["id"] == 2
+            assert refused["error"]["message"] == "Not initialized"
+            assert "result" not in refused
+            await first.assert_silent(SILENCE)
 
-        await initialize(second, 3, experimentalApi=True)
-        await assert_silent(first)
+            await initialize(second, 3, experimentalApi=True)
+            await first.assert_silent(SILENCE)
 
-        # The same id in flight on both connections at once: each gets its own answer.
-        for ws, value in ((first, "from-first"), (second, "from-second")):
-            await send(
-                ws, {"id": 77, "method": "mock/experimentalMethod", "params": {"value": value}}
-            )
-        assert await receive(first) == {"id": 77, "result": {"echoed": "from-first"}}
-        assert await receive(second) == {"id": 77, "result": {"echoed": "from-second"}}
-        await assert_silent(first)
-        await assert_silent(second)
+            # The same id in flight on both connections at once: each gets its own answer.
+            for client, value in ((first, "from-first"), (second, "from-second")):
+                await client.send(
+                    {"id": 77, "method": "mock/experimentalMethod", "params": {"value": value}}
+                )
+            assert await first.next_message() == {"id": 77, "result": {"echoed": "from-first"}}
+            assert await second.next_message() == {"id": 77, "result": {"echoed": "from-second"}}
+            await first.assert_silent(SILENCE)
+            await second.assert_silent(SILENCE)
 
 
-async def test_binary_frames_are_dropped_and_pings_answered(launch: Launch) -> None:
-    server = await launch()
-    async with connect(server) as ws:
-        await initialize(ws)
+async def test_binary_frames_are_dropped_and_pings_answered(home: Path) -> None:
+    async with spawn_server("ws", home) as server, connect(server) as client:
+        assert isinstance(client, WebSocketClient)
+        await initialize(client)
         with trio.fail_after(TIMEOUT):
-            await ws.ping(b"before-binary")
-        await ws.send_message(b'{"id": 5, "method": "windowsSandbox/readiness"}')
-        await ws.send_message(b"\x00\xffnot json")
+            await client.connection.ping(b"before-binary")
+        await client.connection.send_message(b'{"id": 5, "method": "windowsSandbox/readiness"}')
+        await client.connection.send_message(b"\x00\xffnot json")
         with trio.fail_after(TIMEOUT):
-            await ws.ping(b"after-binary")
+            await client.connection.ping(b"after-binary")
         # The next message is the reply to this request: the binary frames got no answer.
-        reply = await call(ws, {"id": 6, "method": "windowsSandbox/readiness"})
+        reply = await call(client, {"id": 6, "method": "windowsSandbox/readiness"})
         assert reply == {"id": 6, "result": {"status": "notConfigured"}}
-        await assert_silent(ws)
+        await client.assert_silent(SILENCE)
 
 
 # -- plain HTTP on the same listener ---------------------------------------------------------------
 
 
 async def test_websocket_transport_serves_health_endpoints_on_same_listener(
-    launch: Launch,
+    home: Path,
 ) -> None:
-    server = await launch()
-    for method in ("GET", "HEAD"):
-        for path in ("/readyz", "/healthz", "/healthz?probe=1"):
-            response = await http_exchange(server, http_request(method, path))
-            assert response.status == 200, (method, path, response)
-            assert response.headers["content-length"] == "0", (method, path, response)
-            assert response.body == b"", (method, path, response)
-    async with connect(server) as ws:
-        await initialize(ws)
+    async with spawn_server("ws", home) as server:
+        for method in ("GET", "HEAD"):
+            for path in ("/readyz", "/healthz", "/healthz?probe=1"):
+                response = await http_exchange(server, http_request(method, path))
+                assert response.status == 200, (method, path, response)
+                assert response.headers["content-length"] == "0", (method, path, response)
+                assert response.body == b"", (method, path, response)
+        async with connect(server) as client:
+            await initialize(client)
 
 
-async def test_websocket_upgrade_works_on_any_path(launch: Launch) -> None:
-    server = await launch()
-    assert (await raw_upgrade(server, path="/rpc")).status == 101
-    async with connect(server, path="/some/path?x=1") as ws:
-        await initialize(ws)
+async def test_websocket_upgrade_works_on_any_path(home: Path) -> None:
+    async with spawn_server("ws", home) as server:
+        assert (await raw_upgrade(server, path="/rpc")).status == 101
+        async with connect(server, path="/some/path?x=1") as client:
+            await initialize(client)
 
 
-async def test_websocket_transport_rejects_browser_origin_without_auth(launch: Launch) -> None:
-    server = await launch()
-    assert_refused(await raw_upgrade(server, "Origin: https://evil.example"), 403)
-    assert_refused(await raw_upgrade(server, "Origin: http://127.0.0.1"), 403)
-    response = await http_exchange(
-        server, http_request("GET", "/healthz", "Origin: https://evil.example")
-    )
-    assert_refused(response, 403)
-    # The same upgrade without an Origin header is accepted.
-    assert (await raw_upgrade(server)).status == 101
+async def test_websocket_transport_rejects_browser_origin_without_auth(home: Path) -> None:
+    async with spawn_server("ws", home) as server:
+        assert_refused(await raw_upgrade(server, "Origin: https://evil.example"), 403)
+        assert_refused(await raw_upgrade(server, "Origin: http://127.0.0.1"), 403)
+        response = await http_exchange(
+            server, http_request("GET", "/healthz", "Origin: https://evil.example")
+        )
+        assert_refused(response, 403)
+        # The same upgrade without an Origin header is accepted.
+        assert (await raw_upgrade(server)).status == 101
 
 
-async def test_plain_get_without_upgrade_is_400(launch: Launch) -> None:
-    server = await launch()
-    # /metrics is served (issue 13 item 15), see test_hardening.
-    for path in ("/", "/health", "/stats"):
-        response = await http_exchange(server, http_request("GET", path))
-        assert_refused(response, 400, "Connection header did not include 'upgrade'")
-        assert response.headers["content-type"].startswith("text/plain"), response
+async def test_plain_get_without_upgrade_is_400(home: Path) -> None:
+    async with spawn_server("ws", home) as server:
+        # /metrics is served (issue 13 item 15), see test_hardening.
+        for path in ("/", "/health", "/stats"):
+            response = await http_exchange(server, http_request("GET", path))
+            assert_refused(response, 400, "Connection header did not include 'upgrade'")
+            assert response.headers["content-type"].startswith("text/plain"), response
 
 
 async def test_refused_head_requests_get_a_bodiless_response_and_the_server_keeps_serving(
-    launch: Launch,
+    home: Path,
 ) -> None:
     """A HEAD answered with an error status has no body; it must not take the server down."""
-    server = await launch()
-    for request, status in (
-        (http_request("HEAD", "/"), 400),
-        (http_request("HEAD", "/healthz", "Origin: https://evil.example"), 403),
-    ):
-        response = await http_exchange(server, request)
-        assert response.status == status, (request, response)
-        assert response.body == b"", (request, response)
-        assert server.process.returncode is None, server.stderr_text
-    assert (await http_exchange(server, http_request("GET", "/healthz"))).status == 200
-    async with connect(server) as ws:
-        await initialize(ws)
+    async with spawn_server("ws", home) as server:
+        for request, status in (
+            (http_request("HEAD", "/"), 400),
+            (http_request("HEAD", "/healthz", "Origin: https://evil.example"), 403),
+        ):
+            response = await http_exchange(server, request)
+            assert response.status == status, (request, response)
+            assert response.body == b"", (request, response)
+            assert server.returncode is None, server.stderr_text
+        assert (await http_exchange(server, http_request("GET", "/healthz"))).status == 200
+        async with connect(server) as client:
+            await initialize(client)
 
 
-async def test_post_to_health_endpoint_is_405(launch: Launch) -> None:
-    server = await launch()
-    for path in ("/healthz", "/readyz"):
-        response = await http_exchange(server, http_request("POST", path))
-        assert_refused(response, 405)
-        assert response.headers["allow"] == "GET,HEAD", response
+async def test_post_to_health_endpoint_is_405(home: Path) -> None:
+    async with spawn_server("ws", home) as server:
+        for path in ("/healthz", "/readyz"):
+            response = await http_exchange(server, http_request("POST", path))
+            assert_refused(response, 405)
+            assert response.headers["allow"] == "GET,HEAD", response
 
 
 # -- auth ------------------------------------------------------------------------------------------
 
 
+def signed_bearer_flags(secret_file: Path) -> tuple[str, ...]:
+    return ("--ws-auth", "signed-bearer-token", "--ws-shared-secret-file", str(secret_file))
+
+
 @pytest.mark.parametrize("source", ["token-file", "token-sha256"])
 async def test_websocket_transport_rejects_missing_and_invalid_capability_tokens(
-    launch: Launch, tmp_path: Path, source: str
+    home: Path, tmp_path: Path, source: str
 ) -> None:
     token = "capability-" + base64.urlsafe_b64encode(os.urandom(24)).decode()
     if source == "token-file":
@@ -425,53 +302,45 @@ async def test_websocket_transport_rejects_missing_and_invalid_capability_tokens
         flags = ("--ws-token-file", str(token_file))
     else:
         flags = ("--ws-token-sha256", hashlib.sha256(token.encode()).hexdigest())
-    server = await launch("--ws-auth", "capability-token", *flags, listen="ws://0.0.0.0:0")
-    assert server.host == "0.0.0.0"
-    assert NON_LOOPBACK_NOTE in server.stderr_text.splitlines()
+    async with spawn_server(
+        "ws", home, "--ws-auth", "capability-token", *flags, listen="ws://0.0.0.0:0"
+    ) as server:
+        assert server.host == "0.0.0.0"
+        assert NON_LOOPBACK_NOTE in server.stderr_text.splitlines()
 
-    assert_refused(await raw_upgrade(server), 401, "missing websocket bearer token")
-    assert_refused(
-        await raw_upgrade(server, path=f"/?token={token}"), 401, "missing websocket bearer token"
-    )
-    assert_refused(
-        await raw_upgrade(server, "Authorization: Bearer wrong-token"),
-        401,
-        "invalid websocket bearer token",
-    )
-    assert_refused(
-        await raw_upgrade(server, f"Authorization: Basic {token}"),
-        401,
-        "invalid authorization header",
-    )
-    assert_refused(
-        await raw_upgrade(server, "Authorization: Bearer "), 401, "invalid authorization header"
-    )
-    # Health endpoints need no token.
-    assert (await http_exchange(server, http_request("GET", "/healthz"))).status == 200
-    # The right token, with the scheme in any case.
-    assert (await raw_upgrade(server, f"Authorization: bearer {token}")).status == 101
-    async with connect(server, token=token) as ws:
-        await initialize(ws)
+        assert_refused(await raw_upgrade(server), 401, "missing websocket bearer token")
+        assert_refused(
+            await raw_upgrade(server, path=f"/?token={token}"),
+            401,
+            "missing websocket bearer token",
+        )
+        assert_refused(
+            await raw_upgrade(server, "Authorization: Bearer wrong-token"),
+            401,
+            "invalid websocket bearer token",
+        )
+        assert_refused(
+            await raw_upgrade(server, f"Authorization: Basic {token}"),
+            401,
+            "invalid authorization header",
+        )
+        assert_refused(
+            await raw_upgrade(server, "Authorization: Bearer "), 401, "invalid authorization header"
+        )
+        # Health endpoints need no token.
+        assert (await http_exchange(server, http_request("GET", "/healthz"))).status == 200
+        # The right token, with the scheme in any case.
+        assert (await raw_upgrade(server, f"Authorization: bearer {token}")).status == 101
+        async with connect(server, token=token) as client:
+            await initialize(client)
 
 
 async def test_websocket_transport_verifies_signed_short_lived_bearer_tokens(
-    launch: Launch, tmp_path: Path
+    home: Path, tmp_path: Path
 ) -> None:
     secret = os.urandom(24).hex().encode()  # 48 bytes
     secret_file = tmp_path / "ws-secret"
     secret_file.write_bytes(secret + b"\n")
-    server = await launch(
-        "--ws-auth",
-        "signed-bearer-token",
-        "--ws-shared-secret-file",
-        str(secret_file),
-        "--ws-issuer",
-        "codex-e2e",
-        "--ws-audience",
-        "appserver-e2e",
-        "--ws-max-clock-skew-seconds",
-        "1",
-    )
     now = int(time.time())
     good = {"iss": "codex-e2e", "aud": "appserver-e2e", "exp": now + 300}
     other_secret = os.urandom(24).hex().encode()
@@ -500,33 +369,39 @@ async def test_websocket_transport_verifies_signed_short_lived_bearer_tokens(
             "websocket jwt has no `exp` claim (an expiry is required)",
         ),
     }
-    for case, (token, text) in refused.items():
-        response = await raw_upgrade(server, f"Authorization: Bearer {token}")
-        assert (response.status, response.text) == (401, text), case
-    assert_refused(await raw_upgrade(server), 401, "missing websocket bearer token")
+    async with spawn_server(
+        "ws",
+        home,
+        *signed_bearer_flags(secret_file),
+        "--ws-issuer",
+        "codex-e2e",
+        "--ws-audience",
+        "appserver-e2e",
+        "--ws-max-clock-skew-seconds",
+        "1",
+    ) as server:
+        for case, (token, text) in refused.items():
+            response = await raw_upgrade(server, f"Authorization: Bearer {token}")
+            assert (response.status, response.text) == (401, text), case
+        assert_refused(await raw_upgrade(server), 401, "missing websocket bearer token")
 
-    async with connect(server, token=sign_hs256(good, secret)) as ws:
-        await initialize(ws)
-    multi = sign_hs256({**good, "aud": ["other", "appserver-e2e"]}, secret)
-    async with connect(server, token=multi) as ws:
-        await initialize(ws)
+        async with connect(server, token=sign_hs256(good, secret)) as client:
+            await initialize(client)
+        multi = sign_hs256({**good, "aud": ["other", "appserver-e2e"]}, secret)
+        async with connect(server, token=multi) as client:
+            await initialize(client)
 
 
 # -- startup ---------------------------------------------------------------------------------------
 
 
 async def test_websocket_transport_rejects_short_signed_bearer_secret_configuration(
-    tmp_path: Path,
+    home: Path, tmp_path: Path
 ) -> None:
     secret_file = tmp_path / "short-secret"
     secret_file.write_bytes(b"s" * 31 + b"\n")
     result = await run_to_exit(
-        tmp_path,
-        "ws://127.0.0.1:0",
-        "--ws-auth",
-        "signed-bearer-token",
-        "--ws-shared-secret-file",
-        str(secret_file),
+        "ws", home, *signed_bearer_flags(secret_file), listen="ws://127.0.0.1:0"
     )
     stderr = result.stderr.decode()
     assert result.returncode != 0, stderr
@@ -535,9 +410,9 @@ async def test_websocket_transport_rejects_short_signed_bearer_secret_configurat
 
 
 async def test_websocket_transport_rejects_unauthenticated_non_loopback_startup(
-    tmp_path: Path,
+    home: Path,
 ) -> None:
-    result = await run_to_exit(tmp_path, "ws://0.0.0.0:0")
+    result = await run_to_exit("ws", home, listen="ws://0.0.0.0:0")
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr
     assert "refusing to start non-loopback websocket listener" in stderr
@@ -548,8 +423,8 @@ async def test_websocket_transport_rejects_unauthenticated_non_loopback_startup(
     assert "listening on:" not in stderr
 
 
-async def test_websocket_listen_url_must_not_be_a_hostname(tmp_path: Path) -> None:
-    result = await run_to_exit(tmp_path, "ws://localhost:1")
+async def test_websocket_listen_url_must_not_be_a_hostname(home: Path) -> None:
+    result = await run_to_exit("ws", home, listen="ws://localhost:1")
     stderr = result.stderr.decode()
     assert result.returncode == 2, stderr
     assert stderr.splitlines()[-1] == (
@@ -568,21 +443,20 @@ def ipv6_loopback_available() -> bool:
 
 
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback (::1) here")
-async def test_websocket_listens_on_ipv6_loopback(launch: Launch) -> None:
-    server = await launch(listen="ws://[::1]:0")
-    assert server.host == "::1"
-    assert f"  listening on: ws://[::1]:{server.port}" in server.stderr_text.splitlines()
-    assert LOOPBACK_NOTE in server.stderr_text.splitlines()
-    assert (await http_exchange(server, http_request("GET", "/readyz"))).status == 200
-    async with connect(server) as ws:
-        await initialize(ws)
+async def test_websocket_listens_on_ipv6_loopback(home: Path) -> None:
+    async with spawn_server("ws", home, listen="ws://[::1]:0") as server:
+        assert server.host == "::1"
+        assert f"  listening on: ws://[::1]:{server.port}" in server.stderr_text.splitlines()
+        assert LOOPBACK_NOTE in server.stderr_text.splitlines()
+        assert (await http_exchange(server, http_request("GET", "/readyz"))).status == 200
+        async with connect(server) as client:
+            await initialize(client)
 
 
-async def test_sigterm_disconnects_clients_and_exits_zero(launch: Launch) -> None:
-    server = await launch()
-    async with connect(server) as ws:
-        await initialize(ws)
-        server.process.send_signal(signal.SIGTERM)
+async def test_sigterm_disconnects_clients_and_exits_zero(home: Path) -> None:
+    async with spawn_server("ws", home) as server, connect(server) as client:
+        await initialize(client)
+        server.send_signal(signal.SIGTERM)
         assert await server.wait() == 0, server.stderr_text
-        with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed):
-            await ws.get_message()
+        with trio.fail_after(TIMEOUT), pytest.raises(ClientClosed):
+            await client.next_message()

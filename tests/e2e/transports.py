@@ -158,13 +158,25 @@ class Server:
         return Path(self.address.removeprefix("unix://"))
 
     @property
-    def url(self) -> str:
+    def host(self) -> str:
+        """The IP a ws server is bound to (an IPv6 one without its brackets)."""
         assert self.address.startswith("ws://"), self.address
-        return self.address + "/"
+        return self.address.removeprefix("ws://").rpartition(":")[0].strip("[]")
 
     @property
     def port(self) -> int:
-        return int(self.url.removesuffix("/").rpartition(":")[2])
+        assert self.address.startswith("ws://"), self.address
+        return int(self.address.rpartition(":")[2])
+
+    @property
+    def connect_host(self) -> str:
+        """Where a client connects: a wildcard address is reached over loopback."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.connect_host}]" if ":" in self.connect_host else self.connect_host
+        return f"ws://{host}:{self.port}/"
 
     @property
     def alive(self) -> bool:
@@ -186,7 +198,7 @@ class Server:
             if self.kind == "unix":
                 return await trio.open_unix_socket(os.fspath(self.socket_path))
             assert self.kind == "ws", self.kind
-            return await trio.open_tcp_stream("127.0.0.1", self.port)
+            return await trio.open_tcp_stream(self.connect_host, self.port)
 
     def stdio(self) -> StdioClient:
         """The stdio server's one client, in probe mode; never closed by the block's end."""
@@ -269,8 +281,7 @@ class Server:
                             os.fspath(self.socket_path)
                         )
                     else:
-                        host, _, port = self.address.removeprefix("ws://").rpartition(":")
-                        stream = await trio.open_tcp_stream(host, int(port))
+                        stream = await trio.open_tcp_stream(self.connect_host, self.port)
                 except OSError:
                     return
                 await stream.aclose()
@@ -288,6 +299,7 @@ async def spawn_server(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     argv: Sequence[str] | None = None,
+    listen: str | None = None,
 ) -> AsyncIterator[Server]:
     """Start the real server on `home` and wait until it is ready; always killed at the end.
 
@@ -296,12 +308,13 @@ async def spawn_server(
     `check_errors=False`: a traceback or ERROR line in its log does not fail the test.
     `env`: variables set on top of `server_env()`; `cwd`: its working directory (a relative
     `home` is relative to it). `argv`: another spelling of the whole command line, in place of
-    `server_argv(...)` and `extra` (the kind still decides the pipes and the readiness wait)."""
+    `server_argv(...)` and `extra` (the kind still decides the pipes and the readiness wait).
+    `listen`: the `--listen` URL in place of the kind's own (e.g. `ws://0.0.0.0:0`)."""
     fresh_dir = kind == "unix" and not home_socket
     socket_dir = Path(tempfile.mkdtemp(prefix="ase-", dir="/tmp")) if fresh_dir else None
     pipe = subprocess.PIPE if kind == "stdio" else subprocess.DEVNULL
     if argv is None:
-        argv = server_argv(listen_url(kind, socket_dir), home, *extra)
+        argv = server_argv(listen or listen_url(kind, socket_dir), home, *extra)
     try:
         process = await trio.lowlevel.open_process(
             list(argv),
@@ -348,14 +361,15 @@ async def run_to_exit(
     *extra: str,
     stdin: bytes = b"",
     env: Mapping[str, str] | None = None,
+    listen: str | None = None,
     within: float = TIMEOUT,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run a server to its exit (on the home's socket for unix), its stdout and stderr
-    captured: one expected to refuse to start, or a stdio one given `stdin` and then EOF. One
-    still running after `within` s fails the test."""
+    """Run a server to its exit (on the home's socket for unix, or on `listen`), its stdout and
+    stderr captured: one expected to refuse to start, or a stdio one given `stdin` and then
+    EOF. One still running after `within` s fails the test."""
     with trio.fail_after(within):
         return await trio.run_process(
-            server_argv(listen_url(kind, None), home, *extra),
+            server_argv(listen or listen_url(kind, None), home, *extra),
             stdin=stdin,
             capture_stdout=True,
             capture_stderr=True,
@@ -617,6 +631,12 @@ class Client:
                 except ClientClosed:
                     return out
 
+    async def assert_silent(self, within: float) -> None:
+        """Nothing arrives (and nothing read past is waiting) for `within` seconds."""
+        with trio.move_on_after(within):
+            message = await self.next_message()
+            raise AssertionError(f"{self!r}: expected no message, got {message}")
+
     async def assert_ready(self) -> None:
         """The connection answers `windowsSandbox/readiness` correctly."""
         request_id = self.fresh_id()
@@ -820,16 +840,24 @@ class RawWebSocketClient(Client):
 
 @contextlib.asynccontextmanager
 async def connect_unix(
-    path: Path, resource: str = "/rpc", name: str = "client"
+    path: Path,
+    resource: str = "/rpc",
+    name: str = "client",
+    headers: Sequence[tuple[str, str]] = (),
 ) -> AsyncIterator[WebSocketClient]:
     """A connected (not yet initialized) client of the Unix socket at `path`, whoever started
-    the server; disconnected when the block ends."""
+    the server, its upgrade request carrying `headers`; disconnected when the block ends."""
     async with trio.open_nursery() as nursery:
         with trio.fail_after(TIMEOUT):
             stream = await trio.open_unix_socket(os.fspath(path))
             # Accept what the server may send (trio-websocket's default is 1 MiB).
             ws = await wrap_client_stream(
-                nursery, stream, "localhost", resource, max_message_size=MAX_MESSAGE_BYTES
+                nursery,
+                stream,
+                "localhost",
+                resource,
+                extra_headers=encode_headers(headers),
+                max_message_size=MAX_MESSAGE_BYTES,
             )
         client = WebSocketClient(name, "unix", ws)
         try:
@@ -839,11 +867,27 @@ async def connect_unix(
             nursery.cancel_scope.cancel()
 
 
+def encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode(), value.encode()) for name, value in headers]
+
+
 @contextlib.asynccontextmanager
-async def open_client(kind: Kind, server: Server, name: str = "client") -> AsyncIterator[Client]:
-    """A connected (not yet initialized) client; disconnected when the block ends."""
+async def open_client(
+    kind: Kind,
+    server: Server,
+    name: str = "client",
+    *,
+    path: str | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+) -> AsyncIterator[Client]:
+    """A connected (not yet initialized) client; disconnected when the block ends.
+
+    Sockets only: `path` is the upgrade's resource (`/rpc` on unix, `/` on ws unless given),
+    `headers` go with the upgrade request (e.g. `("Authorization", "Bearer …")`)."""
     assert kind == server.kind, (kind, server.kind)
     if kind == "stdio":
+        assert path is None, "stdio has no upgrade request"
+        assert not headers, "stdio has no upgrade request"
         assert not server.stdio_claimed, "a stdio server has exactly one client"
         server.stdio_claimed = True
         client: Client = StdioClient(name, server.process)
@@ -853,14 +897,17 @@ async def open_client(kind: Kind, server: Server, name: str = "client") -> Async
             await client.aclose()
         return
     if kind == "unix":
-        async with connect_unix(server.socket_path, name=name) as unix_client:
+        async with connect_unix(server.socket_path, path or "/rpc", name, headers) as unix_client:
             yield unix_client
         return
     async with trio.open_nursery() as nursery:
         with trio.fail_after(TIMEOUT):
             # Accept what the server may send (trio-websocket's default is 1 MiB).
             ws = await connect_websocket_url(
-                nursery, server.url, max_message_size=MAX_MESSAGE_BYTES
+                nursery,
+                server.url + (path or "/").removeprefix("/"),
+                extra_headers=encode_headers(headers),
+                max_message_size=MAX_MESSAGE_BYTES,
             )
         client = WebSocketClient(name, kind, ws)
         try:
