@@ -109,11 +109,28 @@ class ThreadState:
     service_tier: str | None = None
     reasoning_summary: str | None = None
     personality: str | None = None
-    #: `thread/inject_items` (`/side`): raw items added to the history outside any turn.
+    #: `thread/inject_items` (`/side`): raw Responses API items added to the model-visible
+    #: history outside any turn, each as `{"afterTurnId": <the thread's last turn then, or
+    #: None>, "item": {...}}` (see `injected`).
     injected_items: list[Any] = attrs.Factory(list)
     #: `thread/start`'s `dynamicTools` (Codex `DynamicToolSpec` objects) the agent may call.
     dynamic_tools: list[JsonObject] = attrs.Factory(list)
     turns: list[TurnState] = attrs.Factory(list)
+
+    def inject(self, items: Sequence[JsonObject]) -> None:
+        after = self.turns[-1].id if self.turns else None
+        self.injected_items.extend({"afterTurnId": after, "item": item} for item in items)
+
+    def injected(self) -> list[tuple[str | None, JsonObject]]:
+        """The injected items in order, each with the id of the turn it came after (None:
+        before any). An entry stored bare by an older version counts as before any turn."""
+        out: list[tuple[str | None, JsonObject]] = []
+        for entry in self.injected_items:
+            if isinstance(entry, dict) and "item" in entry and "type" not in entry:
+                out.append((entry.get("afterTurnId"), entry["item"]))
+            elif isinstance(entry, dict):
+                out.append((None, entry))
+        return out
 
     _PERSISTED = [
         "cwd",

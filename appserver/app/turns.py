@@ -224,6 +224,12 @@ class TurnRun:
         return history
 
     @property
+    def injected_items(self) -> Sequence[tuple[str | None, dict[str, Any]]]:
+        # Copies, as `history`: an agent may change what it gets.
+        copied = orjson.loads(orjson.dumps(self.loaded.state.injected()))
+        return [(after, item) for after, item in copied]
+
+    @property
     def compaction_summary(self) -> str | None:
         for turn in reversed(self.loaded.state.turns):
             if turn is not self.turn and turn.compaction_summary is not None:

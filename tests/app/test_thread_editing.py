@@ -88,7 +88,7 @@ async def test_inject_items_are_kept_with_the_thread(tmp_path: Path) -> None:
         client.assert_schema_valid()
     async with open_app(home) as app:
         loaded = await app.threads.load(thread_id)
-        assert loaded.state.injected_items == [item]
+        assert loaded.state.injected() == [(None, item)]  # before any turn
 
 
 # -- goals -------------------------------------------------------------------------------------

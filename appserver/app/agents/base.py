@@ -203,6 +203,13 @@ class Turn(Protocol):
         ...
 
     @property
+    def injected_items(self) -> Sequence[tuple[str | None, dict[str, Any]]]:
+        """Raw Responses API items a client added to the thread's model-visible history
+        (`thread/inject_items`, the TUI's `/side`), oldest first, each with the id of the
+        earlier turn it came after (None: before the first turn)."""
+        ...
+
+    @property
     def compaction_summary(self) -> str | None:
         """The summary the latest compaction produced (what `Agent.compact` returned), standing
         for every turn before it; None if the thread was never compacted."""

@@ -137,7 +137,7 @@ def register(registry: Registry, threads: Threads) -> None:
         if not all(isinstance(item, dict) for item in params.items):
             raise RpcError.invalid_request("items must be JSON objects")
         loaded = await threads.load(params.thread_id)
-        loaded.state.injected_items.extend(params.items)
+        loaded.state.inject(params.items)
         loaded.state.touch()
         await threads.save(loaded.state)
         return {}

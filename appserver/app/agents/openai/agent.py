@@ -199,7 +199,7 @@ class OpenAIAgent:
         endpoint = await self.endpoint()
         model = await self._model_for(turn, endpoint)
         instructions = await self.instructions(turn)
-        conversation = history_messages(turn.history, turn.compaction_summary)
+        conversation = history_messages(turn.history, turn.compaction_summary, turn.injected_items)
         conversation.append({"role": "user", "content": user_content(turn.input)})
         schema = turn.output_schema
         build = responses_request if endpoint.settings.wire_api == "responses" else chat_request
@@ -254,7 +254,7 @@ class OpenAIAgent:
         endpoint = await self.endpoint()
         model = await self._model_for(turn, endpoint)
         instructions = await self.instructions(turn)
-        conversation = history_messages(turn.history, turn.compaction_summary)
+        conversation = history_messages(turn.history, turn.compaction_summary, turn.injected_items)
         conversation.append({"role": "user", "content": COMPACT_PROMPT})
         build = responses_request if endpoint.settings.wire_api == "responses" else chat_request
         body = build(model, instructions, conversation, (), None)

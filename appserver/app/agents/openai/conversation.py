@@ -5,6 +5,11 @@ messages, and the agent's tool work as assistant `tool_calls` followed by `tool`
 (`commandExecution` as a `shell` call with its output, `fileChange` as an `apply_patch` call
 with its outcome). After a compaction the summary comes first and stands for everything before
 it. Reasoning and other items are not sent back.
+
+Items a client injected (`thread/inject_items`: raw Responses API items) go where they were
+added, after the turn that preceded them: `message` items as messages (`developer` as `system`,
+which every Chat Completions endpoint takes), a `function_call` with its `function_call_output`
+as a tool call with its result; anything else, or a call without its output, is left out.
 """
 
 from __future__ import annotations
@@ -49,14 +54,69 @@ def _image_url(item: dict[str, Any]) -> str | None:
     return None
 
 
-def history_messages(history: Sequence[dict[str, Any]], summary: str | None) -> list[Message]:
+def history_messages(
+    history: Sequence[dict[str, Any]],
+    summary: str | None,
+    injected: Sequence[tuple[str | None, dict[str, Any]]] = (),
+) -> list[Message]:
     messages: list[Message] = []
     if summary:
         messages.append({"role": "user", "content": f"{SUMMARY_PREFIX}\n\n{summary}"})
+    turn_ids = {turn.get("id") for turn in history}
+    after: dict[str | None, list[dict[str, Any]]] = {}
+    for turn_id, item in injected:
+        # Injected before the first turn shown (or before a compaction): at the start.
+        after.setdefault(turn_id if turn_id in turn_ids else None, []).append(item)
+    _add_injected(messages, after.get(None, ()))
     for turn in history:
         for item in turn.get("items") or ():
             _add_item(messages, item)
+        _add_injected(messages, after.get(turn.get("id"), ()))
     return messages
+
+
+def _add_injected(messages: list[Message], items: Sequence[dict[str, Any]]) -> None:
+    outputs = {
+        item.get("call_id"): item.get("output")
+        for item in items
+        if item.get("type") == "function_call_output"
+    }
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "message" and item.get("role") in INJECTED_ROLES:
+            text = _injected_text(item.get("content"))
+            if text:
+                messages.append({"role": INJECTED_ROLES[item["role"]], "content": text})
+        elif kind == "function_call" and item.get("call_id") in outputs:
+            output = outputs[item["call_id"]]
+            result = output if isinstance(output, str) else orjson.dumps(output).decode()
+            arguments = item.get("arguments")
+            try:
+                parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+            except orjson.JSONDecodeError:
+                parsed = arguments
+            _add_call(messages, str(item["call_id"]), str(item.get("name", "")), parsed, result)
+
+
+#: Responses API message roles, as Chat Completions takes them.
+INJECTED_ROLES = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
+
+
+def _injected_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    return "\n".join(
+        str(part.get("text", ""))
+        for part in content
+        if isinstance(part, dict) and part.get("type") in ("input_text", "output_text", "text")
+    )
 
 
 def _add_item(messages: list[Message], item: dict[str, Any]) -> None:

@@ -647,3 +647,24 @@ async def test_a_side_turn_answer_in_a_code_fence_is_accepted_and_bad_json_fails
         frames = await run_turn(client, thread_id, "title", outputSchema=schema)
         assert completed_turn(frames)["status"] == "failed"
         assert notifications(frames, "error")
+
+
+async def test_injected_items_reach_the_model_where_they_were_added(
+    app: AppHarness, fake: FakeOpenAI, workdir: Path
+) -> None:
+    """`thread/inject_items` (the TUI's `/side`) adds to the model-visible history."""
+    fake.script(stream(text_chunks("first")), stream(text_chunks("second")))
+    client = await app.client()
+    thread_id = await thread_in(client, workdir)
+    await run_turn(client, thread_id, "one")
+    side = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ctx"}]}
+    assert await client.call("thread/inject_items", {"threadId": thread_id, "items": [side]}) == {}
+    await run_turn(client, thread_id, "two")
+    second = fake.chat_requests()[1]
+    conversation = [(m["role"], m["content"]) for m in second["messages"] if m["role"] != "system"]
+    assert conversation == [
+        ("user", "one"),
+        ("assistant", "first"),
+        ("user", "ctx"),
+        ("user", "two"),
+    ]

@@ -423,3 +423,48 @@ def test_images_become_image_url_parts(tmp_path: Path) -> None:
     assert urls[1] == "data:image/png;base64," + base64.b64encode(b"\x89PNG fake").decode()
     assert len(urls) == 2
     assert user_content([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]) == "a\nb"
+
+
+def test_injected_items_go_where_they_were_added() -> None:
+    def turn(turn_id: str, text: str) -> dict[str, Any]:
+        return {
+            "id": turn_id,
+            "items": [{"type": "userMessage", "content": [{"type": "text", "text": text}]}],
+        }
+
+    side = {
+        "type": "message",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "s"}],
+    }
+    call = {"type": "function_call", "call_id": "k", "name": "lookup", "arguments": '{"q": 1}'}
+    output = {"type": "function_call_output", "call_id": "k", "output": "found"}
+    orphan = {"type": "function_call", "call_id": "lost", "name": "x", "arguments": "{}"}
+    injected = [
+        (None, side),
+        ("t1", {"type": "message", "role": "assistant", "content": "after one"}),
+        ("t1", call),
+        ("t1", output),
+        ("t1", orphan),  # no output: a Chat Completions endpoint would refuse it
+        ("t1", {"type": "reasoning", "summary": []}),  # not sent back
+        ("compacted-away", {"type": "message", "role": "user", "content": "early"}),
+    ]
+    messages = history_messages([turn("t1", "one"), turn("t2", "two")], None, injected)
+    assert messages == [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "early"},
+        {"role": "user", "content": "one"},
+        {
+            "role": "assistant",
+            "content": "after one",
+            "tool_calls": [
+                {
+                    "id": "k",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"q":1}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "k", "content": "found"},
+        {"role": "user", "content": "two"},
+    ]
