@@ -62,6 +62,7 @@ check() {  # after a flow: still running, no error cell besides the expected int
 
 start_server() {  # sets SERVER_PID and URL
   local home=$1 log=$2
+  : > "$log"  # exists before the server's shell opens it, for the ws port search below
   case $TRANSPORT in
     unix) URL="unix://$home/s.sock"
           (cd "$REPO" && exec "$APPSERVER" --listen "$URL" --home "$home/h" $SERVER_EXTRA) 2>"$log" &
