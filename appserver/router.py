@@ -106,7 +106,9 @@ class Router:
             if not connection.disconnectable:
                 await connection.put(data, receipt)
                 return
-            if await self._room_in_grace(connection, data, receipt):
+            if not self._may_wait(connection, data):
+                self._disconnect_slow(connection)
+            elif await self._put_within_grace(connection, data, receipt):
                 return
         if receipt is not None:
             receipt.settle(False)
@@ -152,7 +154,7 @@ class Router:
                 waiting.append(connection)
         for connection in waiting:
             if connection.disconnectable:
-                await self._room_in_grace(connection, data)
+                await self._put_within_grace(connection, data)
             else:
                 await connection.put(data)
 
@@ -161,14 +163,14 @@ class Router:
         # Behind a sender already waiting for room, a small frame waits its turn too.
         return len(data) >= LARGE_FRAME_BYTES or connection.has_waiting_senders
 
-    async def _room_in_grace(
+    async def _put_within_grace(
         self, connection: Connection, data: bytes, receipt: WriteReceipt | None = None
     ) -> bool:
-        """Queue on a full socket connection; True if queued (see the module docstring)."""
-        if self._may_wait(connection, data):
-            with trio.move_on_after(LARGE_FRAME_GRACE):
-                await connection.put(data, receipt)
-                return True
+        """Queue on a full socket connection that `_may_wait`, waiting up to
+        `LARGE_FRAME_GRACE` for room; False, and the connection cut as slow, if none came."""
+        with trio.move_on_after(LARGE_FRAME_GRACE):
+            await connection.put(data, receipt)
+            return True
         if connection.id in self._connections:
             self._disconnect_slow(connection)
         return False
