@@ -79,30 +79,25 @@ async def serve_control_client(
     deadline = next_head_deadline()
     try:
         first = await _first_bytes(stream, policy, deadline)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
-        raise
-    if first is None:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
-        return
-    received, json_lines = first
-    prefixed = PrefixedStream(received, stream)
-    if not json_lines:
-        await serve_websocket_client(
-            prefixed, policy, serve, extra_headers, budget=budget, head_deadline=deadline
-        )
-        return
-    lines = LineTransport(prefixed, prefixed, budget=budget)
-    try:
-        await serve(lines)
+        if first is None:
+            return
+        received, json_lines = first
+        prefixed = PrefixedStream(received, stream)
+        if not json_lines:
+            await serve_websocket_client(
+                prefixed, policy, serve, extra_headers, budget=budget, head_deadline=deadline
+            )
+            return
+        lines = LineTransport(prefixed, prefixed, budget=budget)
+        try:
+            await serve(lines)
+        finally:
+            lines.release_budget()
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except Exception:
         # One connection's failure must never take the listener (and everyone else) down.
         log.exception("%s connection failed", policy.name)
     finally:
-        lines.release_budget()
         with trio.CancelScope(shield=True):
-            await stream.aclose()
+            await stream.aclose()  # again after the WebSocket path: closing twice is a no-op
