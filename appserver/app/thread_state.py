@@ -117,6 +117,12 @@ class ThreadState:
     dynamic_tools: list[JsonObject] = attrs.Factory(list)
     turns: list[TurnState] = attrs.Factory(list)
 
+    def listed(self, archived: bool) -> bool:
+        """Shown by `thread/list` and `thread/search` (of the archived threads, or not): like
+        Codex's (`first_user_message <> ''`), a thread once it has had a turn; never an
+        ephemeral one."""
+        return not self.ephemeral and self.archived == archived and bool(self.preview or self.turns)
+
     def inject(self, items: Sequence[JsonObject]) -> None:
         after = self.turns[-1].id if self.turns else None
         self.injected_items.extend({"afterTurnId": after, "item": item} for item in items)

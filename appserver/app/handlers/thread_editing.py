@@ -262,8 +262,8 @@ def register(registry: Registry, threads: Threads) -> None:
         matches = await threads.store.run(search_items, term) if term else {}
         rows = []
         for state, status in await threads.all_threads():
-            if state.ephemeral or state.archived != archived or not (state.preview or state.turns):
-                continue  # as thread/list: a thread that never had a turn is not found
+            if not state.listed(archived):
+                continue
             if params.source_kinds and state.source not in params.source_kinds:
                 continue
             titles = [t for t in (state.name or "", state.preview) if term.lower() in t.lower()]

@@ -134,10 +134,7 @@ def register(registry: Registry, threads: Threads) -> None:
         rows = [
             (state, status)
             for state, status in await threads.all_threads()
-            # Like Codex's (`first_user_message <> ''`): a thread is listed once it has a turn.
-            if not state.ephemeral
-            and (state.preview or state.turns)
-            and state.archived == archived
+            if state.listed(archived)
             and (not wanted_cwds or state.cwd in wanted_cwds)
             and (not params.model_providers or "appserver" in params.model_providers)
             and (not params.source_kinds or state.source in params.source_kinds)
