@@ -535,7 +535,9 @@ class TurnRun:
         ahead = self._saved_ahead
         if ahead is not None and item == ahead.item:
             self._saved_ahead = None
-        if ahead is not None and item == ahead.item and not self.turn.items:
+        else:
+            ahead = None
+        if ahead is not None and not self.turn.items:
             # On disk since the turn was accepted: no write of its own. (After another item,
             # e.g. a quick `turn/steer`, it is written in turn, so disk and reports agree.)
             self.turn.items.append(ahead)
