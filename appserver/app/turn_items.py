@@ -171,6 +171,24 @@ async def single_item(run: TurnRun, item: dict[str, Any]) -> None:
     await run.item_completed(item, started)
 
 
+def command_item(command: str, cwd: str, source: str, typed: str | None = None) -> dict[str, Any]:
+    """A `commandExecution` item as it starts: `command` as shown, `typed` what its action
+    names (the user's own words for a `!cmd`; default `command`)."""
+    return {
+        "type": "commandExecution",
+        "id": new_id(),
+        "command": command,
+        "cwd": cwd,
+        "processId": None,
+        "source": source,
+        "status": "inProgress",
+        "commandActions": [{"type": "unknown", "command": typed or command}],
+        "aggregatedOutput": None,
+        "exitCode": None,
+        "durationMs": None,
+    }
+
+
 def web_search_item(query: str, action: dict[str, Any] | None, results: Any) -> dict[str, Any]:
     return {
         "type": "webSearch",

@@ -266,19 +266,7 @@ class TurnRun:
     ) -> CommandOutcome:
         state = self.loaded.state
         started = now_ms()
-        item: dict[str, Any] = {
-            "type": "commandExecution",
-            "id": new_id(),
-            "command": command,
-            "cwd": state.cwd,
-            "processId": None,
-            "source": "agent",
-            "status": "inProgress",
-            "commandActions": [{"type": "unknown", "command": command}],
-            "aggregatedOutput": None,
-            "exitCode": None,
-            "durationMs": None,
-        }
+        item = turn_items.command_item(command, state.cwd, "agent")
         await self.item_started(dict(item), started)
         if ask is None:
             ask = state.approval_policy != "never"

@@ -15,7 +15,7 @@ import trio
 
 from appserver import process
 from appserver.app.thread_state import now_ms
-from appserver.app.threads import new_id
+from appserver.app.turn_items import command_item
 from appserver.app.turns import MAX_AGGREGATED_OUTPUT, TurnRun
 
 USER_SHELL_TIMEOUT_MS: Final = 60 * 60 * 1000
@@ -36,19 +36,7 @@ def shell_argv(command: str) -> list[str]:
 
 async def run_user_shell(run: TurnRun, command: str, timeout_ms: int | None = None) -> None:
     started = now_ms()
-    item: dict[str, Any] = {
-        "type": "commandExecution",
-        "id": new_id(),
-        "command": shlex.join(shell_argv(command)),
-        "cwd": run.cwd,
-        "processId": None,
-        "source": "userShell",
-        "status": "inProgress",
-        "commandActions": [{"type": "unknown", "command": command}],
-        "aggregatedOutput": None,
-        "exitCode": None,
-        "durationMs": None,
-    }
+    item = command_item(shlex.join(shell_argv(command)), run.cwd, "userShell", typed=command)
     await run.item_started(dict(item), started)
     limit = (timeout_ms if timeout_ms and timeout_ms > 0 else USER_SHELL_TIMEOUT_MS) / 1000
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
