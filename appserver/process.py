@@ -320,12 +320,9 @@ class Process:
         if timer.cancelled_caught:
             self._timed_out = True
             log.info("process %s timed out after %ss; killing it", process.pid, self.spec.timeout)
-            self.terminate()
-            await process.wait()
-        with trio.move_on_after(DRAIN_TIMEOUT):
-            await self._pumps_done.wait()
-        self._returncode = process.returncode
-        self._done.set()
+            await self._kill_and_reap(process)
+        else:
+            await self._reaped(process)
 
     async def _stop(self) -> None:
         """Kill the process if it still runs and reap it (the watcher may have been cancelled
@@ -333,8 +330,15 @@ class Process:
         process = self._process
         if process is None or self._done.is_set():
             return
+        await self._kill_and_reap(process)
+
+    async def _kill_and_reap(self, process: trio.Process) -> None:
         self.terminate()
         await process.wait()
+        await self._reaped(process)
+
+    async def _reaped(self, process: trio.Process) -> None:
+        """The process has exited: let the output pumps finish (bounded), then it is done."""
         with trio.move_on_after(DRAIN_TIMEOUT):
             await self._pumps_done.wait()
         self._returncode = process.returncode
