@@ -201,17 +201,12 @@ class FileChanges:
             "reason": reason,
             "grantRoot": None,
         }
-        loaded = run.loaded
-        loaded.waiting_on_approval += 1
-        await run.threads.status_changed(loaded)
-        try:
-            reply = await run.server_request(
-                "item/fileChange/requestApproval", params, loaded.subscribers
-            )
-        finally:
-            loaded.waiting_on_approval -= 1
-            with trio.CancelScope(shield=True):
-                await run.threads.status_changed(loaded)
+        reply = await run.server_request(
+            "item/fileChange/requestApproval",
+            params,
+            run.loaded.subscribers,
+            waiting="waitingOnApproval",
+        )
         if reply.error is not None or not isinstance(reply.result, dict):
             return "decline"
         decision = reply.result.get("decision")

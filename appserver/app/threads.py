@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import attrs
 import trio
@@ -57,6 +58,10 @@ class ActiveTurn(Protocol):
     async def steer(self, user_input: list[dict[str, Any]], client_id: str | None) -> None: ...
 
 
+#: A thread's `activeFlags`, in the order Codex lists them.
+WAITING_FLAGS: Final = ("waitingOnApproval", "waitingOnUserInput")
+
+
 @attrs.define(eq=False)
 class LoadedThread:
     state: ThreadState
@@ -66,21 +71,19 @@ class LoadedThread:
     #: `acceptForSession` ("don't ask again for this command in this session", as Codex
     #: caches it): these exact commands run again without asking.
     commands_approved_for_session: set[str] = attrs.Factory(set)
-    waiting_on_approval: int = 0
+    #: Server requests of the running turn awaiting an answer, by the status flag they raise
+    #: (`waitingOnApproval`, `waitingOnUserInput`; see `TurnRun.server_request`).
+    waiting: Counter[str] = attrs.Factory(Counter)
     #: Files an `acceptForSession` answer to a file change covers: later patches writing only
     #: these apply without asking.
     patch_paths_approved_for_session: set[str] = attrs.Factory(set)
-    #: `item/tool/requestUserInput` questions awaiting an answer.
-    waiting_on_user_input: int = 0
     #: Token usage over the thread's turns in this process (input, output).
     token_totals: tuple[int, int] = (0, 0)
 
     def status(self) -> dict[str, Any]:
         if self.active is None:
             return {"type": "idle"}
-        flags = ["waitingOnApproval"] if self.waiting_on_approval else []
-        if self.waiting_on_user_input:
-            flags.append("waitingOnUserInput")
+        flags = [flag for flag in WAITING_FLAGS if self.waiting[flag]]
         return {"type": "active", "activeFlags": flags}
 
 

@@ -327,15 +327,9 @@ async def ask_user(run: TurnRun, questions: Sequence[Question]) -> dict[str, lis
         "isBlocking": True,
         "autoResolutionMs": None,
     }
-    loaded = run.loaded
-    loaded.waiting_on_user_input += 1
-    await run.threads.status_changed(loaded)
-    try:
-        reply = await run.server_request("item/tool/requestUserInput", params, targets)
-    finally:
-        loaded.waiting_on_user_input -= 1
-        with trio.CancelScope(shield=True):
-            await run.threads.status_changed(loaded)
+    reply = await run.server_request(
+        "item/tool/requestUserInput", params, targets, waiting="waitingOnUserInput"
+    )
     if reply is None or reply.error is not None:
         return {}
     return _answers(reply.result)

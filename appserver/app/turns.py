@@ -390,10 +390,21 @@ class TurnRun:
         return found
 
     async def server_request(
-        self, method: str, params: dict[str, Any], targets: Collection[int]
+        self,
+        method: str,
+        params: Any,
+        targets: Collection[int],
+        *,
+        waiting: str | None = None,
     ) -> Reply:
         """Ask the thread's clients and wait; `serverRequest/resolved` follows the answer (also
-        when the turn is interrupted meanwhile, so clients take the prompt down)."""
+        when the turn is interrupted meanwhile, so clients take the prompt down). `waiting`:
+        the thread status flag raised meanwhile (`waitingOnApproval`, `waitingOnUserInput`),
+        announced with `thread/status/changed` when it is raised and lowered."""
+        loaded = self.loaded
+        if waiting is not None:
+            loaded.waiting[waiting] += 1
+            await self.threads.status_changed(loaded)
         request_id: int | None = None
 
         def sent(new_id: int) -> None:
@@ -406,8 +417,12 @@ class TurnRun:
             )
         finally:
             with trio.CancelScope(shield=True):
+                if waiting is not None:
+                    loaded.waiting[waiting] -= 1
                 resolved = {"threadId": self.thread_id, "requestId": request_id}
                 await self.notify("serverRequest/resolved", resolved)
+                if waiting is not None:
+                    await self.threads.status_changed(loaded)
 
     # -- approvals and processes -------------------------------------------------------------
 
@@ -423,30 +438,12 @@ class TurnRun:
             command_actions=item["commandActions"],
             available_decisions=list(COMMAND_DECISIONS),
         )
-        self.loaded.waiting_on_approval += 1
-        await self.threads.status_changed(self.loaded)
-        requests = self.threads.server_requests
-        request_id: int | None = None
-
-        def sent(new_id: int) -> None:
-            nonlocal request_id
-            request_id = new_id
-
-        try:
-            reply = await requests.request(
-                self.loaded.subscribers,
-                "item/commandExecution/requestApproval",
-                params,
-                thread_id=self.thread_id,
-                on_sent=sent,
-            )
-        finally:
-            self.loaded.waiting_on_approval -= 1
-            with trio.CancelScope(shield=True):
-                # Also when interrupted: clients take the prompt down.
-                resolved = {"threadId": self.thread_id, "requestId": request_id}
-                await self.notify("serverRequest/resolved", resolved)
-                await self.threads.status_changed(self.loaded)
+        reply = await self.server_request(
+            "item/commandExecution/requestApproval",
+            params,
+            self.loaded.subscribers,
+            waiting="waitingOnApproval",
+        )
         if reply.error is not None or not isinstance(reply.result, dict):
             return "decline"
         decision = reply.result.get("decision")
