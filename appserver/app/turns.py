@@ -74,6 +74,34 @@ def input_text(items: Sequence[dict[str, Any]]) -> str:
     return "\n".join(str(i.get("text", "")) for i in items if i.get("type") == "text")
 
 
+class CommandOutput:
+    """A `commandExecution` item's output as the process writes it: each decoded piece goes out
+    as `item/commandExecution/outputDelta`, and the item keeps the first
+    `MAX_AGGREGATED_OUTPUT` characters (an `on_output` callback of the process runner)."""
+
+    def __init__(self, run: TurnRun, item_id: str) -> None:
+        self._run = run
+        self._item_id = item_id
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._parts: list[str] = []
+        self._size = 0
+
+    async def __call__(self, stream: str, data: bytes, cap_reached: bool) -> None:
+        text = self._decoder.decode(data)
+        if self._size < MAX_AGGREGATED_OUTPUT:
+            self._parts.append(text)
+            self._size += len(text)
+        if text:
+            run = self._run
+            delta = {**run.ids, "itemId": self._item_id, "delta": text}
+            await run.notify("item/commandExecution/outputDelta", delta)
+
+    def text(self, *, final: bool = False) -> str:
+        """The output so far; `final`: the process has ended (an incomplete character too)."""
+        tail = self._decoder.decode(b"", final=True) if final else ""
+        return "".join(self._parts) + tail
+
+
 class StorageError(Exception):
     """The state store refused a write (disk full, read-only home, ...)."""
 
@@ -454,22 +482,7 @@ class TurnRun:
     async def _execute(self, item: dict[str, Any]) -> tuple[int, str]:
         """Run the item's command through the process runner under the thread's sandbox
         policy; a command the sandbox refuses fails with the reason as its output."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        output: list[str] = []
-        size = 0
-
-        async def stream(_: str, data: bytes, cap_reached: bool) -> None:
-            nonlocal size
-            text = decoder.decode(data)
-            if size < MAX_AGGREGATED_OUTPUT:
-                output.append(text)
-                size += len(text)
-            if text:
-                await self.notify(
-                    "item/commandExecution/outputDelta",
-                    {**self.ids, "itemId": item["id"], "delta": text},
-                )
-
+        output = CommandOutput(self, item["id"])
         spec = process.Spec(
             argv=["/bin/sh", "-c", item["command"]],
             cwd=item["cwd"],
@@ -479,7 +492,7 @@ class TurnRun:
         )
         running: process.Process | None = None
         try:
-            async with process.spawn(spec, on_output=stream) as running:
+            async with process.spawn(spec, on_output=output) as running:
                 item["processId"] = str(running.pid)
                 terminal = Terminal(
                     item["processId"], item["id"], item["command"], item["cwd"], running
@@ -496,9 +509,9 @@ class TurnRun:
         except BaseException:
             if running is not None:
                 item["exitCode"] = running.exit_code
-            item["aggregatedOutput"] = "".join(output)
+            item["aggregatedOutput"] = output.text()
             raise
-        text = "".join(output) + decoder.decode(b"", final=True)
+        text = output.text(final=True)
         item["exitCode"], item["aggregatedOutput"] = result.exit_code, text
         item["status"] = "completed" if result.exit_code == 0 else "failed"
         return result.exit_code, text

@@ -6,7 +6,6 @@ exit code -1 and `command aborted by user`, as Codex's does."""
 
 from __future__ import annotations
 
-import codecs
 import os
 import shlex
 from typing import Any, Final
@@ -16,7 +15,7 @@ import trio
 from appserver import process
 from appserver.app.thread_state import now_ms
 from appserver.app.turn_items import command_item
-from appserver.app.turns import MAX_AGGREGATED_OUTPUT, TurnRun
+from appserver.app.turns import MAX_AGGREGATED_OUTPUT, CommandOutput, TurnRun
 
 USER_SHELL_TIMEOUT_MS: Final = 60 * 60 * 1000
 ABORTED: Final = "command aborted by user"
@@ -39,18 +38,7 @@ async def run_user_shell(run: TurnRun, command: str, timeout_ms: int | None = No
     item = command_item(shlex.join(shell_argv(command)), run.cwd, "userShell", typed=command)
     await run.item_started(dict(item), started)
     limit = (timeout_ms if timeout_ms and timeout_ms > 0 else USER_SHELL_TIMEOUT_MS) / 1000
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    output: list[str] = []
-
-    async def stream(_: str, data: bytes, cap_reached: bool) -> None:
-        text = decoder.decode(data)
-        if text:
-            output.append(text)
-            await run.notify(
-                "item/commandExecution/outputDelta",
-                {**run.ids, "itemId": item["id"], "delta": text},
-            )
-
+    output = CommandOutput(run, item["id"])
     spec = process.Spec(
         argv=shell_argv(command),
         cwd=run.cwd,
@@ -61,10 +49,10 @@ async def run_user_shell(run: TurnRun, command: str, timeout_ms: int | None = No
         capture=False,
     )
     try:
-        result = await process.run(spec, stream)
+        result = await process.run(spec, output)
         item["exitCode"] = result.exit_code
         item["status"] = "completed" if result.exit_code == 0 else "failed"
-        item["aggregatedOutput"] = "".join(output) + decoder.decode(b"", final=True)
+        item["aggregatedOutput"] = output.text(final=True)
     except OSError as exc:
         item["status"], item["exitCode"], item["aggregatedOutput"] = "failed", -1, f"{exc}\n"
     except BaseException:
